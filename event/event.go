@@ -1,0 +1,195 @@
+// Package event defines the messages orgsync carries on JetStream: the
+// account-created event a producer publishes and the account-link follow-up a
+// worker publishes when a child record reached the target before its parent.
+//
+// Both are JSON objects with a version and a type:
+//
+//	{"v":1,"type":"account.created","source_org":"00D…","source_id":"001…",
+//	 "created_at":"2026-11-22T10:00:00Z","fields":{"Name":"Acme","ParentId":"001…"}}
+//	{"v":1,"type":"account.link","source_org":"00D…","source_id":"001…","parent_id":"001…"}
+//
+// IDs in events are always 18-character IDs; Decode normalises 15-character
+// input and rejects anything that is not a record ID.
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"orgsync/salesforce"
+)
+
+// Version is the event format version this package writes and reads.
+const Version = 1
+
+// Event types.
+const (
+	TypeAccountCreated = "account.created"
+	TypeAccountLink    = "account.link"
+)
+
+// ErrMalformed is wrapped by every Decode error: the body is not an event
+// this version of orgsync can process. Workers dead-letter such messages as
+// MALFORMED_EVENT.
+var ErrMalformed = errors.New("event: malformed event")
+
+// Event is one account event. Fields holds the copied fields of an
+// account.created event (values as JSON decodes them, numbers as
+// json.Number so they round-trip exactly); ParentID is set on account.link
+// events only.
+type Event struct {
+	V         int            `json:"v"`
+	Type      string         `json:"type"`
+	SourceOrg string         `json:"source_org"`
+	SourceID  string         `json:"source_id"`
+	CreatedAt time.Time      `json:"created_at,omitzero"`
+	Fields    map[string]any `json:"fields,omitempty"`
+	ParentID  string         `json:"parent_id,omitempty"`
+}
+
+// MsgID is the JetStream deduplication key (Nats-Msg-Id) of the event:
+// "<source_org>:<source_id>:created" for a created event and
+// "<source_org>:<source_id>:link:<parent_id>" for a link event.
+func (e Event) MsgID() string {
+	if e.Type == TypeAccountLink {
+		return e.SourceOrg + ":" + e.SourceID + ":link:" + e.ParentID
+	}
+	return e.SourceOrg + ":" + e.SourceID + ":created"
+}
+
+// ParentSourceID returns the source ID of the record's parent account, if
+// the event carries one (fields.ParentId of a created event, parent_id of a
+// link event), already normalised by Decode or New.
+func (e Event) ParentSourceID() string {
+	if e.Type == TypeAccountLink {
+		return e.ParentID
+	}
+	if p, ok := e.Fields["ParentId"].(string); ok {
+		return p
+	}
+	return ""
+}
+
+// Encode returns the JSON body of the event.
+func (e Event) Encode() ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("event: encode %s: %w", e.SourceID, err)
+	}
+	return b, nil
+}
+
+// maxBody bounds what Decode accepts; an Account with every field filled is
+// far smaller.
+const maxBody = 1 << 20
+
+// Decode parses and validates an event body. Every error wraps ErrMalformed
+// and says what is wrong; Decode never panics on any input.
+func Decode(body []byte) (Event, error) {
+	if len(body) > maxBody {
+		return Event{}, fmt.Errorf("%w: body of %d bytes exceeds %d", ErrMalformed, len(body), maxBody)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var e Event
+	if err := dec.Decode(&e); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return Event{}, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
+	}
+	if err := e.normalize(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+func (e *Event) normalize() error {
+	if e.V != Version {
+		return fmt.Errorf("%w: version %d, want %d", ErrMalformed, e.V, Version)
+	}
+	if e.SourceID == "" {
+		return fmt.Errorf("%w: no source_id", ErrMalformed)
+	}
+	var err error
+	if e.SourceID, err = salesforce.NormalizeIDWithPrefix(e.SourceID, salesforce.PrefixAccount); err != nil {
+		return fmt.Errorf("%w: source_id: %v", ErrMalformed, err)
+	}
+	if e.SourceOrg, err = salesforce.NormalizeIDWithPrefix(e.SourceOrg, salesforce.PrefixOrganization); err != nil {
+		return fmt.Errorf("%w: source_org: %v", ErrMalformed, err)
+	}
+	switch e.Type {
+	case TypeAccountCreated:
+		if e.ParentID != "" {
+			return fmt.Errorf("%w: parent_id on an %s event", ErrMalformed, e.Type)
+		}
+		if p, ok := e.Fields["ParentId"]; ok && p != nil {
+			s, ok := p.(string)
+			if !ok {
+				return fmt.Errorf("%w: fields.ParentId is not a string", ErrMalformed)
+			}
+			if s == "" {
+				delete(e.Fields, "ParentId")
+			} else if e.Fields["ParentId"], err = salesforce.NormalizeIDWithPrefix(s, salesforce.PrefixAccount); err != nil {
+				return fmt.Errorf("%w: fields.ParentId: %v", ErrMalformed, err)
+			}
+		}
+		for k := range e.Fields {
+			if k == "" || !fieldNameOK(k) {
+				return fmt.Errorf("%w: field name %q", ErrMalformed, clip(k))
+			}
+			if neverCopied(k) {
+				return fmt.Errorf("%w: field %s is never copied", ErrMalformed, k)
+			}
+		}
+	case TypeAccountLink:
+		if e.ParentID, err = salesforce.NormalizeIDWithPrefix(e.ParentID, salesforce.PrefixAccount); err != nil {
+			return fmt.Errorf("%w: parent_id: %v", ErrMalformed, err)
+		}
+		if len(e.Fields) != 0 {
+			return fmt.Errorf("%w: fields on an %s event", ErrMalformed, e.Type)
+		}
+	default:
+		return fmt.Errorf("%w: type %q", ErrMalformed, clip(e.Type))
+	}
+	return nil
+}
+
+// fieldNameOK accepts Salesforce API field names: a letter, then letters,
+// digits and underscores.
+func fieldNameOK(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '_'):
+		default:
+			return false
+		}
+	}
+	return len(s) <= 80
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// neverCopied reports whether a field must never be copied to the target:
+// the record ID, ownership and record type (org-specific) and the audit and
+// system fields Salesforce maintains itself.
+func neverCopied(field string) bool {
+	switch strings.ToLower(field) {
+	case "id", "ownerid", "recordtypeid", "createddate", "createdbyid", "lastmodifieddate",
+		"lastmodifiedbyid", "systemmodstamp", "isdeleted", "masterrecordid", "lastactivitydate",
+		"lastvieweddate", "lastreferenceddate", "attributes", "photourl", "jigsaw", "jigsawcompanyid":
+		return true
+	}
+	return false
+}
