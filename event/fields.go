@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
 )
 
 // DefaultFields is the -fields allow-list used when none is given: the
