@@ -1,0 +1,245 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"orgsync/salesforce"
+)
+
+// Entry is one dead letter in ORGSYNC_DLQ. Its JSON form is the line
+// `worker dlq list -json` prints.
+type Entry struct {
+	// Seq is the entry's ORGSYNC_DLQ stream sequence.
+	Seq uint64 `json:"stream_seq"`
+	// Subject is the entry's subject in ORGSYNC_DLQ
+	// (orgsync.dlq.account.created).
+	Subject string `json:"-"`
+	// OriginalSubject is the subject it was consumed from, and where Replay
+	// republishes it (orgsync.account.created).
+	OriginalSubject string `json:"-"`
+	// OriginalSeq is its sequence in ORGSYNC (0 if unknown).
+	OriginalSeq uint64 `json:"-"`
+	// SourceID is the source record's ID (Orgsync-Source-Id).
+	SourceID string `json:"source_id"`
+	// SourceOrg is the body's "source_org", or "unknown".
+	SourceOrg string `json:"-"`
+	// Code and Message describe the failure.
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Attempts is the number of deliveries before it was dead-lettered.
+	Attempts int `json:"attempts"`
+	// FailedAt is when it was dead-lettered (the DLQ's stream time when the
+	// header is missing).
+	FailedAt time.Time `json:"failed_at"`
+	// Data is the original body.
+	Data []byte `json:"-"`
+	// Header holds every header of the dead letter.
+	Header nats.Header `json:"-"`
+}
+
+// unknownOrg stands for the source org of a body that names none.
+const unknownOrg = "unknown"
+
+// entryFromRaw decodes a stored dead letter.
+func entryFromRaw(raw *jetstream.RawStreamMsg) Entry {
+	h := raw.Header
+	if h == nil {
+		h = nats.Header{}
+	}
+	e := Entry{
+		Seq:      raw.Sequence,
+		Subject:  raw.Subject,
+		SourceID: h.Get(HeaderSourceID),
+		Code:     h.Get(HeaderErrorCode),
+		Message:  h.Get(HeaderErrorMessage),
+		Data:     raw.Data,
+		Header:   h,
+	}
+	if e.SourceID == "" {
+		e.SourceID = bodyString(raw.Data, "source_id")
+	}
+	e.SourceOrg = bodyString(raw.Data, "source_org")
+	if e.SourceOrg == "" {
+		e.SourceOrg = unknownOrg
+	}
+	e.Attempts, _ = strconv.Atoi(h.Get(HeaderAttempts))
+	e.OriginalSeq, _ = strconv.ParseUint(h.Get(HeaderOriginalSeq), 10, 64)
+	if t, err := time.Parse(time.RFC3339Nano, h.Get(HeaderFailedAt)); err == nil {
+		e.FailedAt = t
+	} else {
+		e.FailedAt = raw.Time.UTC()
+	}
+	if s, ok := replaySubject(raw.Subject); ok {
+		e.OriginalSubject = s
+	} else if s := h.Get(HeaderOriginalSubject); strings.HasPrefix(s, subjectRoot) {
+		e.OriginalSubject = s
+	} else {
+		e.OriginalSubject = SubjectCreated
+	}
+	return e
+}
+
+// ListDLQ returns every entry of ORGSYNC_DLQ in sequence order. It returns an
+// error wrapping ErrNoStream if ORGSYNC_DLQ does not exist.
+func (q *Queue) ListDLQ(ctx context.Context) ([]Entry, error) {
+	var out []Entry
+	err := q.scanDLQ(ctx, func(_ jetstream.Stream, e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// scanDLQ calls fn for each entry of ORGSYNC_DLQ up to its last sequence at
+// the start (the snapshot), in sequence order, until fn returns an error.
+func (q *Queue) scanDLQ(ctx context.Context, fn func(jetstream.Stream, Entry) error) error {
+	s, err := q.js.Stream(ctx, DLQStream)
+	if err != nil {
+		return streamErr("read dlq", DLQStream, err)
+	}
+	state := s.CachedInfo().State
+	if state.Msgs == 0 {
+		return nil
+	}
+	last := state.LastSeq
+	for seq := max(state.FirstSeq, 1); seq <= last; {
+		// The first entry at or after seq: skips deleted sequences in one call.
+		raw, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(SubjectDLQ))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return streamErr(fmt.Sprintf("read dlq seq %d", seq), DLQStream, err)
+		}
+		if raw.Sequence > last {
+			return nil
+		}
+		if err := fn(s, entryFromRaw(raw)); err != nil {
+			return err
+		}
+		seq = raw.Sequence + 1
+	}
+	return nil
+}
+
+// ReplayOptions selects the dead letters to replay. Filters AND together; an
+// empty filter matches everything.
+type ReplayOptions struct {
+	// Code matches Orgsync-Error-Code (case-insensitive).
+	Code string
+	// SourceID matches the source record's ID; 15- and 18-character forms of
+	// a valid ID match each other.
+	SourceID string
+	// DryRun reports the matching entries and changes nothing.
+	DryRun bool
+}
+
+// matches reports whether e passes the filters of o.
+func (o ReplayOptions) matches(e Entry) bool {
+	if o.Code != "" && !strings.EqualFold(o.Code, e.Code) {
+		return false
+	}
+	if o.SourceID != "" && canonicalID(o.SourceID) != canonicalID(e.SourceID) {
+		return false
+	}
+	return true
+}
+
+// canonicalID is the 18-character form of a valid record ID, else id itself.
+func canonicalID(id string) string {
+	id = strings.TrimSpace(id)
+	if n, err := salesforce.NormalizeID(id); err == nil {
+		return n
+	}
+	return id
+}
+
+// ReplayResult reports what Replay did.
+type ReplayResult struct {
+	// Matched counts the entries that passed the filters.
+	Matched int
+	// Replayed counts the entries republished and deleted from the DLQ
+	// (0 in a dry run).
+	Replayed int
+	// Entries are the matched entries, in sequence order.
+	Entries []Entry
+}
+
+// Replay republishes dead letters to ORGSYNC, as DESIGN.md specifies:
+//   - it works on a snapshot, ORGSYNC_DLQ's last sequence when it starts, so
+//     entries added meanwhile (e.g. a replayed event failing again) wait for
+//     the next replay, and replay cannot loop;
+//   - each matching entry goes back to its original subject
+//     (orgsync.dlq.account.X → orgsync.account.X) with its body and original
+//     headers, Nats-Msg-Id <source_org>:<source_id>:replay:<dlq sequence> (a
+//     fresh key: the original may still sit in the duplicate window and be
+//     dropped silently) and Orgsync-Replay-Of <dlq sequence>;
+//   - an entry is deleted from the DLQ only after ORGSYNC acknowledged its
+//     republish (a republish reported as duplicate, left by an interrupted
+//     replay, counts as acknowledged);
+//   - with DryRun nothing is published or deleted.
+//
+// A failed republish or delete stops the replay: the result so far is
+// returned with the error, and the entry stays in the DLQ (a later replay
+// reuses its key, so ORGSYNC drops a copy already stored). Errors wrap
+// ErrNoStream or ErrStreamFull when they apply.
+func (q *Queue) Replay(ctx context.Context, opt ReplayOptions) (ReplayResult, error) {
+	var res ReplayResult
+	err := q.scanDLQ(ctx, func(s jetstream.Stream, e Entry) error {
+		if !opt.matches(e) {
+			return nil
+		}
+		res.Matched++
+		res.Entries = append(res.Entries, e)
+		if opt.DryRun {
+			return nil
+		}
+		if err := q.replayOne(ctx, s, e); err != nil {
+			return err
+		}
+		res.Replayed++
+		if q.afterReplay != nil {
+			q.afterReplay(e)
+		}
+		return nil
+	})
+	return res, err
+}
+
+// replayOne republishes e and deletes it from the DLQ.
+func (q *Queue) replayOne(ctx context.Context, dlq jetstream.Stream, e Entry) error {
+	m := nats.NewMsg(e.OriginalSubject)
+	m.Data = e.Data
+	m.Header = cloneHeader(e.Header, HeaderErrorCode, HeaderErrorMessage, HeaderAttempts,
+		HeaderFailedAt, HeaderOriginalSubject, HeaderOriginalSeq, HeaderReplayOf)
+	seq := strconv.FormatUint(e.Seq, 10)
+	m.Header.Set(HeaderReplayOf, seq)
+	sourceID := e.SourceID
+	if sourceID == "" {
+		sourceID = "unknown"
+	}
+	msgID := e.SourceOrg + ":" + sourceID + ":replay:" + seq
+	if _, err := q.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(Stream)); err != nil {
+		return publishErr(fmt.Sprintf("replay dlq seq %d to %s", e.Seq, e.OriginalSubject), Stream, err)
+	}
+	if err := dlq.DeleteMsg(ctx, e.Seq); err != nil && !deletedAlready(err) {
+		return streamErr(fmt.Sprintf("replay: republished dlq seq %d, but delete it", e.Seq), DLQStream, err)
+	}
+	return nil
+}
+
+// deletedAlready reports whether a DeleteMsg error says the message is gone
+// (deleted by a concurrent replay or purge): the server answers "sequence N
+// not found" (JSSequenceNotFoundErr), which the client reports as text.
+func deletedAlready(err error) bool {
+	return errors.Is(err, jetstream.ErrMsgNotFound) ||
+		errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && strings.Contains(err.Error(), "not found")
+}

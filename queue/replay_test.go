@@ -1,0 +1,196 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Ensure that Replay republishes with a fresh dedup key while the original
+// key is still inside the duplicate window, and deletes the entries.
+func TestReplay_RepublishesAndDeletes(t *testing.T) {
+	ts := startServer(t, "")
+	q := mustNew(t, ts.js, Config{})
+	deadLetterAll(t, ts, q, []deadLetterCase{{testID1, "A"}})
+	// A body that is not JSON: source_org "unknown".
+	c := mustConsumer(t, q)
+	mustPublish(t, q, SubjectLink, "raw", []byte("not json"), nats.Header{HeaderSourceID: {testID2}, "X-Keep": {"k"}})
+	m := fetchN(t, c, 1, 5*time.Second)[0]
+	if err := q.DeadLetter(t.Context(), m, DeadLetter{Code: "MALFORMED_EVENT", Message: "bad"}); err != nil {
+		t.Fatalf("DeadLetter: %v", err)
+	}
+	waitStreamMsgs(t, ts.js, Stream, 0)
+
+	// The original key is inside the window: the same key would be dropped.
+	origKey := testOrg + ":" + testID1 + ":created"
+	if dup, err := q.Publish(t.Context(), SubjectCreated, origKey, []byte("x"), nil); err != nil || !dup {
+		t.Fatalf("republish with the original key: duplicate %v, %v; want true", dup, err)
+	}
+
+	res, err := q.Replay(t.Context(), ReplayOptions{})
+	if err != nil {
+		t.Fatalf("Replay: %v", err)
+	}
+	if res.Matched != 2 || res.Replayed != 2 || len(res.Entries) != 2 {
+		t.Fatalf("Replay = %+v, want 2 matched and replayed", res)
+	}
+	if n := streamMsgs(t, ts.js, DLQStream); n != 0 {
+		t.Errorf("DLQ holds %d entries after replay, want 0", n)
+	}
+	got := fetchN(t, c, 2, 5*time.Second)
+	want := []struct {
+		subject, msgID, replayOf, body string
+	}{
+		{SubjectCreated, testOrg + ":" + testID1 + ":replay:1", "1", string(event(testOrg, testID1, "N"))},
+		{SubjectLink, "unknown:" + testID2 + ":replay:2", "2", "not json"},
+	}
+	for i, w := range want {
+		m := got[i]
+		h := m.Headers()
+		if m.Subject() != w.subject || h.Get(HeaderMsgID) != w.msgID || h.Get(HeaderReplayOf) != w.replayOf || string(m.Data()) != w.body {
+			t.Errorf("replayed #%d: subject %s, msg id %q, replay-of %q, body %s; want %+v",
+				i, m.Subject(), h.Get(HeaderMsgID), h.Get(HeaderReplayOf), m.Data(), w)
+		}
+		if h.Get(HeaderErrorCode) != "" || h.Get(HeaderAttempts) != "" || h.Get(HeaderOriginalSeq) != "" {
+			t.Errorf("replayed #%d keeps dead-letter headers: %v", i, h)
+		}
+		if h.Get(HeaderSourceID) == "" {
+			t.Errorf("replayed #%d lost %s: %v", i, HeaderSourceID, h)
+		}
+	}
+	if got[1].Headers().Get("X-Keep") != "k" {
+		t.Errorf("replayed message lost the original header X-Keep: %v", got[1].Headers())
+	}
+}
+
+// Ensure that entries added while Replay runs (here: each replayed event
+// failing again at once) are left for the next replay.
+func TestReplay_Snapshot(t *testing.T) {
+	ts := startServer(t, "")
+	q := mustNew(t, ts.js, Config{})
+	deadLetterAll(t, ts, q, []deadLetterCase{{testID1, "A"}, {testID2, "A"}})
+	c := mustConsumer(t, q)
+	q.afterReplay = func(e Entry) {
+		m := fetchN(t, c, 1, 5*time.Second)[0]
+		if err := q.DeadLetter(t.Context(), m, DeadLetter{Code: "A", Message: "again"}); err != nil {
+			t.Errorf("DeadLetter during replay: %v", err)
+		}
+	}
+	res, err := q.Replay(t.Context(), ReplayOptions{})
+	if err != nil {
+		t.Fatalf("Replay: %v", err)
+	}
+	if res.Matched != 2 || res.Replayed != 2 {
+		t.Fatalf("Replay = %d matched, %d replayed; want 2, 2", res.Matched, res.Replayed)
+	}
+	entries, err := q.ListDLQ(t.Context())
+	if err != nil {
+		t.Fatalf("ListDLQ: %v", err)
+	}
+	if len(entries) != 2 || entries[0].Seq != 3 || entries[1].Seq != 4 {
+		t.Fatalf("DLQ after replay = %+v, want the 2 new entries (seq 3, 4)", entries)
+	}
+	if entries[0].Header.Get(HeaderReplayOf) != "1" {
+		t.Errorf("a re-dead-lettered replay keeps Orgsync-Replay-Of: got %q, want 1", entries[0].Header.Get(HeaderReplayOf))
+	}
+}
+
+// Ensure that the code and source-ID filters AND together, and that a
+// 15-character ID matches its 18-character form.
+func TestReplay_Filters(t *testing.T) {
+	ts := startServer(t, "")
+	q := mustNew(t, ts.js, Config{})
+	deadLetterAll(t, ts, q, []deadLetterCase{{testID1, "A"}, {testID2, "B"}, {testID3, "A"}})
+
+	tests := []struct {
+		name     string
+		opt      ReplayOptions
+		wantSeqs []uint64
+	}{
+		{"code and 15-char id", ReplayOptions{Code: "a", SourceID: testID3[:15]}, []uint64{3}},
+		{"code and other code's id", ReplayOptions{Code: "A", SourceID: testID2}, nil},
+		{"code", ReplayOptions{Code: "B"}, []uint64{2}},
+		{"id, lower-case suffix", ReplayOptions{SourceID: testID1[:15] + "aaa"}, []uint64{1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := q.Replay(t.Context(), tt.opt)
+			if err != nil {
+				t.Fatalf("Replay: %v", err)
+			}
+			var seqs []uint64
+			for _, e := range res.Entries {
+				seqs = append(seqs, e.Seq)
+			}
+			if fmt.Sprint(seqs) != fmt.Sprint(tt.wantSeqs) || res.Replayed != len(tt.wantSeqs) {
+				t.Errorf("replayed %v (%d), want %v", seqs, res.Replayed, tt.wantSeqs)
+			}
+		})
+	}
+	if n := streamMsgs(t, ts.js, DLQStream); n != 0 {
+		t.Errorf("DLQ holds %d entries, want 0", n)
+	}
+	if n := streamMsgs(t, ts.js, Stream); n != 3 {
+		t.Errorf("ORGSYNC holds %d messages, want 3", n)
+	}
+}
+
+// Ensure that a dry run reports the matches and changes nothing.
+func TestReplay_DryRun(t *testing.T) {
+	ts := startServer(t, "")
+	q := mustNew(t, ts.js, Config{})
+	deadLetterAll(t, ts, q, []deadLetterCase{{testID1, "A"}, {testID2, "B"}})
+	res, err := q.Replay(t.Context(), ReplayOptions{DryRun: true})
+	if err != nil {
+		t.Fatalf("Replay: %v", err)
+	}
+	if res.Matched != 2 || res.Replayed != 0 || len(res.Entries) != 2 {
+		t.Errorf("dry run = %+v, want 2 matched, 0 replayed", res)
+	}
+	if n := streamMsgs(t, ts.js, DLQStream); n != 2 {
+		t.Errorf("DLQ holds %d entries, want 2", n)
+	}
+	if n := streamMsgs(t, ts.js, Stream); n != 0 {
+		t.Errorf("ORGSYNC holds %d messages, want 0", n)
+	}
+}
+
+// Ensure that a failed republish stops the replay and leaves its entry.
+func TestReplay_FailureStops(t *testing.T) {
+	ts := startServer(t, "")
+	createTinyStream(t, ts.js, 1)
+	q := mustNew(t, ts.js, Config{})
+	deadLetterAll(t, ts, q, []deadLetterCase{{testID1, "A"}, {testID2, "A"}, {testID3, "A"}})
+	res, err := q.Replay(t.Context(), ReplayOptions{})
+	if !errors.Is(err, ErrStreamFull) {
+		t.Fatalf("Replay into a full stream: err = %v, want ErrStreamFull", err)
+	}
+	if res.Replayed != 1 || res.Matched != 2 {
+		t.Errorf("Replay = %d matched, %d replayed; want 2, 1", res.Matched, res.Replayed)
+	}
+	entries, err := q.ListDLQ(t.Context())
+	if err != nil {
+		t.Fatalf("ListDLQ: %v", err)
+	}
+	if len(entries) != 2 || entries[0].Seq != 2 || entries[1].Seq != 3 {
+		t.Errorf("DLQ = %+v, want seqs 2 and 3 left", entries)
+	}
+}
+
+// Ensure that Replay and ListDLQ report a missing DLQ.
+func TestReplay_NoDLQ(t *testing.T) {
+	ts := startServer(t, "")
+	q := mustNew(t, ts.js, Config{})
+	if err := ts.js.DeleteStream(t.Context(), DLQStream); err != nil {
+		t.Fatalf("DeleteStream: %v", err)
+	}
+	if _, err := q.Replay(t.Context(), ReplayOptions{}); !errors.Is(err, ErrNoStream) {
+		t.Errorf("Replay err = %v, want ErrNoStream", err)
+	}
+	if _, err := q.ListDLQ(t.Context()); !errors.Is(err, ErrNoStream) {
+		t.Errorf("ListDLQ err = %v, want ErrNoStream", err)
+	}
+}
