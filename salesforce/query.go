@@ -1,0 +1,104 @@
+package salesforce
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// QueryResult is one page of a SOQL query.
+type QueryResult struct {
+	TotalSize      int
+	Done           bool
+	NextRecordsURL string // instance-relative; "" on the last page
+	Records        []Record
+}
+
+type queryPage struct {
+	TotalSize      int              `json:"totalSize"`
+	Done           *bool            `json:"done"`
+	NextRecordsURL string           `json:"nextRecordsUrl"`
+	Records        []map[string]any `json:"records"`
+}
+
+// QueryPage runs a SOQL query (GET query?q=…) and returns its first page,
+// or, given a NextRecordsURL of an earlier page
+// ("/services/data/vNN.N/query/01g…-2000"), fetches that page.
+func (c *Client) QueryPage(ctx context.Context, soqlOrNextURL string) (*QueryResult, error) {
+	var p, route string
+	if strings.HasPrefix(soqlOrNextURL, "/services/data/") {
+		if strings.ContainsAny(soqlOrNextURL, " \t\r\n") {
+			return nil, fmt.Errorf("%w: next records url %q", ErrInvalidRequest, clipText(soqlOrNextURL, 100))
+		}
+		p, route = soqlOrNextURL, "GET /query/{locator}"
+	} else {
+		if strings.TrimSpace(soqlOrNextURL) == "" {
+			return nil, fmt.Errorf("%w: empty query", ErrInvalidRequest)
+		}
+		p, route = c.dataPath("/query?"+url.Values{"q": {soqlOrNextURL}}.Encode()), "GET /query"
+	}
+	resp, err := c.do(ctx, http.MethodGet, p, route, nil)
+	if err != nil {
+		return nil, err
+	}
+	var page queryPage
+	if err := decode(resp, route, &page); err != nil {
+		return nil, err
+	}
+	r := &QueryResult{
+		TotalSize:      page.TotalSize,
+		Done:           page.Done == nil || *page.Done, // an empty result may omit done
+		NextRecordsURL: page.NextRecordsURL,
+		Records:        make([]Record, len(page.Records)),
+	}
+	if r.NextRecordsURL != "" {
+		r.Done = false
+	}
+	for i, m := range page.Records {
+		r.Records[i] = incoming(m)
+	}
+	return r, nil
+}
+
+// Query runs a SOQL query and yields its records, following nextRecordsUrl
+// from page to page. After an error it yields (nil, err) once and stops;
+// stopping the loop early fetches no further page.
+func (c *Client) Query(ctx context.Context, soql string) iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		next := soql
+		seen := map[string]bool{}
+		for {
+			page, err := c.QueryPage(ctx, next)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, r := range page.Records {
+				if !yield(r, nil) {
+					return
+				}
+			}
+			if page.Done || page.NextRecordsURL == "" {
+				return
+			}
+			if seen[page.NextRecordsURL] {
+				yield(nil, fmt.Errorf("salesforce: GET /query/{locator}: nextRecordsUrl %q repeats", clipText(page.NextRecordsURL, 100)))
+				return
+			}
+			seen[page.NextRecordsURL] = true
+			next = page.NextRecordsURL
+		}
+	}
+}
+
+// Count runs a "SELECT COUNT() FROM …" query and returns its totalSize.
+func (c *Client) Count(ctx context.Context, soql string) (int, error) {
+	page, err := c.QueryPage(ctx, soql)
+	if err != nil {
+		return 0, err
+	}
+	return page.TotalSize, nil
+}
