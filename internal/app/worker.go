@@ -1,0 +1,183 @@
+// Package app wires orgsync's processes together: a worker or a producer
+// from its configuration, with its NATS connection, store, Salesforce client,
+// metrics and admin endpoints. The cmd mains parse flags into these configs;
+// the demo and the tests run the same code in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"orgsync/queue"
+	"orgsync/replicate"
+	"orgsync/salesforce"
+	"orgsync/store"
+)
+
+// WorkerConfig is everything `worker run` needs.
+type WorkerConfig struct {
+	NATS       NATSConfig
+	Target     salesforce.AuthConfig
+	APIVersion string
+	Queue      queue.Config
+	// Engine holds the sync settings; its Queue, Consumer, Target, Auth,
+	// Store, Metrics and Logger are filled in by RunWorker.
+	Engine      replicate.Config
+	DataDir     string
+	MetricsAddr string // admin endpoints; off when empty
+	Logger      *slog.Logger
+
+	// Ready, when set, is called once the worker runs (tests and the demo).
+	Ready func(*replicate.Worker)
+	// Registry, when set, receives the metrics (default: a new registry).
+	Registry *prometheus.Registry
+}
+
+// StorePath is the bbolt file of a worker: <data-dir>/worker-<id>.db.
+func StorePath(dataDir, workerID string) string {
+	return filepath.Join(dataDir, "worker-"+workerID+".db")
+}
+
+// DefaultWorkerID is the host name, or "worker" when it is unknown.
+func DefaultWorkerID() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "worker"
+}
+
+// RunWorker runs one worker process until ctx is cancelled.
+func RunWorker(ctx context.Context, cfg WorkerConfig) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Engine.WorkerID == "" {
+		cfg.Engine.WorkerID = DefaultWorkerID()
+	}
+	if cfg.DataDir == "" {
+		return errors.New("worker: -data-dir is required")
+	}
+	log = log.With("worker", cfg.Engine.WorkerID)
+
+	st, err := store.Open(StorePath(cfg.DataDir, cfg.Engine.WorkerID), nil)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer st.Close()
+
+	nc, closeNC, err := cfg.NATS.connect("orgsync-worker-"+cfg.Engine.WorkerID, log)
+	if err != nil {
+		return err
+	}
+	defer closeNC()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("worker: jetstream: %w", err)
+	}
+	cfg.Queue.Logger = log
+	q, err := queue.New(ctx, js, cfg.Queue)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	cons, err := q.Consumer(ctx)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if info, err := cons.Info(ctx); err == nil {
+		cfg.Engine.AckWait = info.Config.AckWait // the consumer's, which may predate our flags
+	}
+
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	metrics := replicate.NewMetrics(reg)
+
+	auth, err := salesforce.NewAuth(ctx, cfg.Target)
+	if err != nil {
+		return fmt.Errorf("worker: target: %w", err)
+	}
+	client, err := salesforce.NewClient(salesforce.Config{
+		Auth:        auth,
+		APIVersion:  cfg.APIVersion,
+		CallOptions: "client=orgsync",
+		Observe:     metrics.ObserveCall,
+		Logger:      log,
+	})
+	if err != nil {
+		return fmt.Errorf("worker: target: %w", err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if _, err := auth.Token(tctx); err != nil {
+		// Not fatal: the engine pauses the pool and probes until it works.
+		log.Error("cannot get a token for the target org", "flow", auth.Flow(), "err", err)
+	}
+	cancel()
+
+	ecfg := cfg.Engine
+	ecfg.Queue, ecfg.Consumer, ecfg.Target, ecfg.Auth, ecfg.Store = q, cons, client, auth, st
+	ecfg.Metrics, ecfg.Logger = metrics, log
+	w, err := replicate.New(ecfg)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return w.Run(gctx) })
+	g.Go(func() error { return replicate.ServeMappings(gctx, nc, st, ecfg.WorkerID, log) })
+	if cfg.MetricsAddr != "" {
+		g.Go(func() error {
+			return ServeAdmin(gctx, cfg.MetricsAddr, reg, func() error {
+				if !nc.IsConnected() {
+					return errors.New("not connected to NATS")
+				}
+				return w.Ready()
+			}, log)
+		})
+	}
+	if cfg.Ready != nil {
+		cfg.Ready(w)
+	}
+	return g.Wait()
+}
+
+// NATSConfig says how to reach NATS.
+type NATSConfig struct {
+	URL     string
+	Options []nats.Option
+	// Conn, when set, is used as it is (the demo's in-process connection)
+	// and not closed.
+	Conn *nats.Conn
+}
+
+func (c NATSConfig) connect(name string, log *slog.Logger) (*nats.Conn, func(), error) {
+	if c.Conn != nil {
+		return c.Conn, func() {}, nil
+	}
+	opts := append([]nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("disconnected from NATS", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted()) }),
+	}, c.Options...)
+	nc, err := nats.Connect(c.URL, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redact(c.URL), err)
+	}
+	return nc, func() { _ = nc.FlushTimeout(2 * time.Second); nc.Close() }, nil
+}

@@ -1,0 +1,219 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"orgsync/salesforce"
+)
+
+// UsageError is a mistake in how a command was called: main prints it and
+// exits 2.
+type UsageError struct{ msg string }
+
+func (e *UsageError) Error() string { return e.msg }
+
+// Usagef returns a *UsageError.
+func Usagef(format string, args ...any) error {
+	return &UsageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// Exit prints err, if any, and returns the exit status: 0, 2 for usage
+// errors (including -h) or 1.
+func Exit(err error, stderr io.Writer, prog string) int {
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
+	return 1
+}
+
+// NewFlagSet returns a flag set that reports errors instead of exiting.
+func NewFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// FieldName reports whether s is a Salesforce API field name.
+func FieldName(s string) bool {
+	if s == "" || len(s) > 80 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '_'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Logger returns a JSON slog logger at the named level.
+func Logger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, Usagef("-log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// OrgFlags are the connection flags of one org, prefixed "source-" or "target-".
+type OrgFlags struct {
+	prefix       string
+	URL          string
+	ClientID     string
+	ClientSecret string
+	Username     string
+	JWTKeyFile   string
+	JWTAudience  string
+	RefreshToken string
+	AccessToken  string
+	APIVersion   string
+}
+
+// AddOrgFlags adds -<prefix>-url, -<prefix>-client-id, … and -api-version.
+func AddOrgFlags(fs *flag.FlagSet, prefix string) *OrgFlags {
+	o := &OrgFlags{prefix: prefix}
+	p := prefix + "-"
+	fs.StringVar(&o.URL, p+"url", "", "the "+prefix+" org's My Domain URL, e.g. https://acme.my.salesforce.com")
+	fs.StringVar(&o.ClientID, p+"client-id", "", "the connected app's consumer key")
+	fs.StringVar(&o.ClientSecret, p+"client-secret", "", "the connected app's consumer secret (client credentials flow)")
+	fs.StringVar(&o.Username, p+"username", "", "the integration user (JWT bearer flow)")
+	fs.StringVar(&o.JWTKeyFile, p+"jwt-key", "", "PEM file of the RSA private key (JWT bearer flow)")
+	fs.StringVar(&o.JWTAudience, p+"jwt-audience", "https://login.salesforce.com", "JWT audience: https://login.salesforce.com, or https://test.salesforce.com for sandboxes")
+	fs.StringVar(&o.RefreshToken, p+"refresh-token", "", "a refresh token (refresh-token flow)")
+	fs.StringVar(&o.AccessToken, p+"access-token", "", "a static access token, for development (with -"+p+"url as the instance)")
+	if fs.Lookup("api-version") == nil {
+		fs.StringVar(&o.APIVersion, "api-version", "61.0", "Salesforce REST API version")
+	}
+	return o
+}
+
+// Configured reports whether any connection flag was given.
+func (o *OrgFlags) Configured() bool {
+	return o.URL != "" || o.ClientID != "" || o.AccessToken != ""
+}
+
+// AuthConfig turns the flags into a salesforce.AuthConfig, reading the JWT
+// key file. Errors name the flags to fix, never a secret.
+func (o *OrgFlags) AuthConfig() (salesforce.AuthConfig, error) {
+	p := "-" + o.prefix + "-"
+	if o.URL == "" {
+		return salesforce.AuthConfig{}, Usagef("%surl is required", p)
+	}
+	if !strings.HasPrefix(o.URL, "https://") && !strings.HasPrefix(o.URL, "http://") {
+		return salesforce.AuthConfig{}, Usagef("%surl %q must start with https://", p, o.URL)
+	}
+	c := salesforce.AuthConfig{
+		URL: strings.TrimRight(o.URL, "/"), ClientID: o.ClientID, ClientSecret: o.ClientSecret,
+		Username: o.Username, JWTAudience: o.JWTAudience, RefreshToken: o.RefreshToken,
+	}
+	switch {
+	case o.AccessToken != "":
+		c.AccessToken, c.InstanceURL = o.AccessToken, c.URL
+	case o.RefreshToken != "":
+		if o.ClientID == "" {
+			return c, Usagef("%srefresh-token needs %sclient-id", p, p)
+		}
+	case o.JWTKeyFile != "":
+		if o.ClientID == "" || o.Username == "" {
+			return c, Usagef("%sjwt-key needs %sclient-id and %susername", p, p, p)
+		}
+		key, err := os.ReadFile(o.JWTKeyFile)
+		if err != nil {
+			return c, fmt.Errorf("%sjwt-key: %w", p, err)
+		}
+		c.JWTKey = key
+	case o.ClientID != "" && o.ClientSecret != "":
+	default:
+		return c, Usagef("no credentials for the %s org: give %sclient-id and %sclient-secret (client credentials), %sclient-id, %susername and %sjwt-key (JWT bearer), %sclient-id and %srefresh-token, or %saccess-token",
+			o.prefix, p, p, p, p, p, p, p, p)
+	}
+	return c, nil
+}
+
+// NewClient builds a Salesforce client for an operator command.
+func NewClient(ctx context.Context, auth salesforce.AuthConfig, version string) (*salesforce.Client, error) {
+	a, err := salesforce.NewAuth(ctx, auth)
+	if err != nil {
+		return nil, err
+	}
+	return salesforce.NewClient(salesforce.Config{Auth: a, APIVersion: version, CallOptions: "client=orgsync"})
+}
+
+// NATSFlags are -nats-url and the NATS security options.
+type NATSFlags struct {
+	URL     string
+	Creds   string
+	NKey    string
+	TLSCA   string
+	TLSCert string
+	TLSKey  string
+}
+
+// AddNATSFlags adds -nats-url, -nats-creds, -nats-nkey and the -nats-tls-* flags.
+func AddNATSFlags(fs *flag.FlagSet) *NATSFlags {
+	n := &NATSFlags{}
+	fs.StringVar(&n.URL, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated")
+	fs.StringVar(&n.Creds, "nats-creds", "", "NATS user credentials file (JWT + nkey seed)")
+	fs.StringVar(&n.NKey, "nats-nkey", "", "NATS nkey seed file")
+	fs.StringVar(&n.TLSCA, "nats-tls-ca", "", "CA certificate file to verify the NATS server")
+	fs.StringVar(&n.TLSCert, "nats-tls-cert", "", "client certificate file for NATS mutual TLS")
+	fs.StringVar(&n.TLSKey, "nats-tls-key", "", "client key file for NATS mutual TLS")
+	return n
+}
+
+// Options returns the nats.Options the flags ask for.
+func (n *NATSFlags) Options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if n.Creds != "" {
+		opts = append(opts, nats.UserCredentials(n.Creds))
+	}
+	if n.NKey != "" {
+		o, err := nats.NkeyOptionFromSeed(n.NKey)
+		if err != nil {
+			return nil, Usagef("-nats-nkey: %v", err)
+		}
+		opts = append(opts, o)
+	}
+	if n.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(n.TLSCA))
+	}
+	if (n.TLSCert == "") != (n.TLSKey == "") {
+		return nil, Usagef("-nats-tls-cert and -nats-tls-key go together")
+	}
+	if n.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(n.TLSCert, n.TLSKey))
+	}
+	return opts, nil
+}
+
+// ConnectNATS connects for a short operator command.
+func ConnectNATS(url, name string, opts []nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name), nats.Timeout(5 * time.Second)}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
+}

@@ -1,0 +1,329 @@
+// Package replicate is orgsync's sync engine: it turns account events on
+// JetStream into records in the target org.
+//
+// A Worker runs -concurrency fetch loops on the shared durable consumer. Each
+// loop fetches up to -batch events (waiting at most -linger for the batch to
+// fill), collapses events for one source ID, acknowledges the ones this
+// worker's ID map already knows without an API call, writes the rest in one
+// target call, and then settles every message by its record's outcome:
+//
+//   - written: the source→target ID pair goes to the ID map, then the message is acked;
+//   - permanent error: the message is dead-lettered with the error's code and message;
+//   - transient error: the message is nak'ed with a delay that grows with its deliveries,
+//     and dead-lettered once it has been delivered -max-deliver times;
+//   - auth or budget failure: the whole pool is paused and nothing is dead-lettered.
+//
+// Target writes are idempotent upserts by an external ID field in the default
+// mode, so a redelivery to any worker never duplicates a record.
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"orgsync/queue"
+	"orgsync/salesforce"
+	"orgsync/store"
+)
+
+// Mode is how a worker writes to the target org.
+type Mode string
+
+// The write modes of `worker run -mode`.
+const (
+	// ModeUpsert writes with sObject Collections upsert by the external ID
+	// field: idempotent, the default.
+	ModeUpsert Mode = "upsert"
+	// ModeCreate writes with sObject Collections create, for targets
+	// without an external ID field: at-least-once.
+	ModeCreate Mode = "create"
+	// ModeApexREST calls the seed's custom Apex REST endpoint once per
+	// record: at-least-once, only Name is sent.
+	ModeApexREST Mode = "apexrest"
+)
+
+// ParseMode parses a -mode value.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeUpsert, ModeCreate, ModeApexREST:
+		return m, nil
+	}
+	return "", fmt.Errorf("replicate: unknown mode %q (want upsert, create or apexrest)", s)
+}
+
+// Defaults of Config.
+const (
+	DefaultBatch           = 200
+	DefaultLinger          = 250 * time.Millisecond
+	DefaultConcurrency     = 4
+	DefaultMaxDeliver      = 10
+	DefaultAPIBudget       = 0.8
+	DefaultExternalIDField = "Source_Id__c"
+	DefaultPauseFor        = time.Minute
+	DefaultProbeInterval   = 15 * time.Second
+	DefaultCallRetry       = 10 * time.Second
+	DefaultMaxCalls        = 8
+)
+
+// ApexRESTPath is the seed's custom endpoint (ArrifyAccountsApi).
+const ApexRESTPath = "/services/apexrest/arrify/v1/accounts"
+
+// Config configures a Worker. Queue, Consumer, Target and Store are
+// required; zero values of the rest mean the defaults above.
+type Config struct {
+	Queue    *queue.Queue
+	Consumer *queue.Consumer
+	Target   *salesforce.Client
+	// Auth, when set, lets a paused worker check that credentials work
+	// again before it resumes the pool.
+	Auth  *salesforce.Auth
+	Store *store.Store
+
+	Mode            Mode
+	ExternalIDField string
+	Batch           int           // events per target call, at most 200
+	Linger          time.Duration // how long a fetch waits for a batch to fill
+	Concurrency     int           // batches in flight
+	MaxDeliver      int           // deliveries before a message is dead-lettered
+	APIBudget       float64       // share of the target's daily API limit orgsync may use, (0,1]
+	// AckWait is the consumer's ack wait: a batch in flight gets this long
+	// to finish after shutdown starts, and InProgress is sent every third of it.
+	AckWait time.Duration
+
+	// RateLimit caps target calls per second across this worker (0 = no cap);
+	// MaxCalls caps concurrent target calls.
+	RateLimit float64
+	MaxCalls  int
+
+	// CallRetry bounds the in-process retries of a failed whole call.
+	CallRetry time.Duration
+	// PauseFor is how long one pause lasts before the server lifts it by
+	// itself (a paused worker extends it while the cause lasts);
+	// ProbeInterval is how often a paused worker checks the cause.
+	PauseFor      time.Duration
+	ProbeInterval time.Duration
+
+	WorkerID string
+	Metrics  *Metrics     // nil = no metrics
+	Logger   *slog.Logger // nil = discard
+
+	// beforeWrite and afterWrite are test hooks called with each write's
+	// source IDs before the target call and after it succeeded; an error
+	// simulates a crash at that point: the write's messages are left
+	// unsettled, to be redelivered after the ack wait.
+	beforeWrite, afterWrite func(ctx context.Context, sourceIDs []string) error
+}
+
+func (c *Config) setDefaults() {
+	if c.Mode == "" {
+		c.Mode = ModeUpsert
+	}
+	if c.ExternalIDField == "" {
+		c.ExternalIDField = DefaultExternalIDField
+	}
+	if c.Batch == 0 {
+		c.Batch = DefaultBatch
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = DefaultMaxDeliver
+	}
+	if c.APIBudget == 0 {
+		c.APIBudget = DefaultAPIBudget
+	}
+	if c.AckWait == 0 {
+		c.AckWait = time.Minute
+	}
+	if c.MaxCalls == 0 {
+		c.MaxCalls = DefaultMaxCalls
+	}
+	if c.CallRetry == 0 {
+		c.CallRetry = DefaultCallRetry
+	}
+	if c.PauseFor == 0 {
+		c.PauseFor = DefaultPauseFor
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	switch {
+	case c.Queue == nil || c.Consumer == nil:
+		return errors.New("replicate: a queue and its consumer are required")
+	case c.Target == nil:
+		return errors.New("replicate: a target client is required")
+	case c.Store == nil:
+		return errors.New("replicate: a store is required")
+	case c.Batch < 1 || c.Batch > salesforce.MaxCollection:
+		return fmt.Errorf("replicate: batch %d out of range 1..%d", c.Batch, salesforce.MaxCollection)
+	case c.Concurrency < 1:
+		return fmt.Errorf("replicate: concurrency %d must be at least 1", c.Concurrency)
+	case c.MaxDeliver < 1:
+		return fmt.Errorf("replicate: max-deliver %d must be at least 1", c.MaxDeliver)
+	case c.APIBudget <= 0 || c.APIBudget > 1:
+		return fmt.Errorf("replicate: api-budget %v must be in (0, 1]", c.APIBudget)
+	case c.Linger < 0 || c.RateLimit < 0 || c.MaxCalls < 1:
+		return errors.New("replicate: linger, rate limit and max calls must not be negative")
+	}
+	if _, err := ParseMode(string(c.Mode)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Worker is one worker process's sync engine.
+type Worker struct {
+	cfg     Config
+	log     *slog.Logger
+	limiter *rate.Limiter
+	calls   chan struct{} // semaphore of concurrent target calls
+
+	lastErr lastErrors // last error per stream sequence, for MAX_DELIVERIES
+
+	bg       context.Context // Run's context, for the probe loop
+	probes   sync.WaitGroup
+	paused   atomic.Bool
+	probing  atomic.Bool
+	pauseMu  sync.Mutex
+	pausedAt time.Time
+	reason   string
+}
+
+// New checks cfg and returns a Worker; Run starts it.
+func New(cfg Config) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		cfg:     cfg,
+		log:     cfg.Logger.With("worker", cfg.WorkerID),
+		calls:   make(chan struct{}, cfg.MaxCalls),
+		lastErr: lastErrors{m: make(map[uint64]string)},
+	}
+	if cfg.RateLimit > 0 {
+		burst := int(cfg.RateLimit)
+		if burst < 1 {
+			burst = 1
+		}
+		w.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), burst)
+	}
+	return w, nil
+}
+
+// Run fetches and processes batches until ctx is cancelled, then lets the
+// batches in flight finish (each within the ack wait) and returns nil.
+// It returns an error only when the consumer cannot be read at all.
+func (w *Worker) Run(ctx context.Context) error {
+	w.log.Info("worker started", "mode", w.cfg.Mode, "batch", w.cfg.Batch,
+		"concurrency", w.cfg.Concurrency, "max_deliver", w.cfg.MaxDeliver, "api_budget", w.cfg.APIBudget)
+	g, gctx := errgroup.WithContext(ctx)
+	w.bg = gctx
+	defer w.probes.Wait()
+	for i := 0; i < w.cfg.Concurrency; i++ {
+		g.Go(func() error { return w.loop(gctx) })
+	}
+	g.Go(func() error { w.watch(gctx); return nil })
+	err := g.Wait()
+	w.log.Info("worker stopped")
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Ready reports why the worker is not ready to sync, or nil.
+func (w *Worker) Ready() error {
+	if w.paused.Load() {
+		w.pauseMu.Lock()
+		defer w.pauseMu.Unlock()
+		return fmt.Errorf("pool paused since %s: %s", w.pausedAt.Format(time.RFC3339), w.reason)
+	}
+	return nil
+}
+
+// loop is one fetch loop.
+func (w *Worker) loop(ctx context.Context) error {
+	fails := 0
+	for ctx.Err() == nil {
+		msgs, err := w.cfg.Consumer.Fetch(ctx, w.cfg.Batch, w.cfg.Linger)
+		if err != nil && len(msgs) == 0 {
+			if ctx.Err() != nil {
+				return nil
+			}
+			fails++
+			w.log.Warn("fetch failed", "err", err, "consecutive", fails)
+			if !sleep(ctx, min(time.Duration(fails)*500*time.Millisecond, 5*time.Second)) {
+				return nil
+			}
+			continue
+		}
+		fails = 0
+		if len(msgs) == 0 {
+			continue
+		}
+		// A batch in flight finishes even when shutdown starts: its context
+		// outlives ctx, bounded so the messages' ack wait is not exceeded.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.AckWait)
+		w.process(bctx, msgs)
+		cancel()
+	}
+	return nil
+}
+
+// sleep waits for d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// lastErrors remembers the last error of messages that were nak'ed, so a
+// message dead-lettered for too many deliveries says why it kept failing.
+type lastErrors struct {
+	mu sync.Mutex
+	m  map[uint64]string
+}
+
+const maxLastErrors = 100_000
+
+func (l *lastErrors) set(seq uint64, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.m) >= maxLastErrors {
+		clear(l.m) // crude bound: losing old reasons only shortens a DLQ message
+	}
+	l.m[seq] = msg
+}
+
+func (l *lastErrors) take(seq uint64) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.m[seq]
+	delete(l.m, seq)
+	return s
+}
