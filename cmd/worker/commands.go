@@ -300,4 +300,3 @@ func oneLine(s string, n int) string {
 	}
 	return string(out)
 }
-
