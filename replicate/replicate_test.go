@@ -1,7 +1,11 @@
 package replicate
 
 import (
+	"context"
+	"errors"
+	"orgsync/event"
 	"strings"
+	"sync"
 
 	"testing"
 	"time"
@@ -281,5 +285,171 @@ func TestParentNeverArrives(t *testing.T) {
 	d := h.dlq()
 	if len(d) != 1 || d[0].Code != CodeParentMissing || d[0].SourceID != sourceID(1) {
 		t.Fatalf("DLQ = %+v, want one PARENT_MISSING for %s", d, sourceID(1))
+	}
+}
+
+// A message that crashes the worker on every delivery ends in the DLQ as
+// MAX_DELIVERIES instead of blocking the queue; its batch-mates sync.
+func TestCrashEveryDeliveryDeadLettered(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{}, queue.Config{AckWait: time.Second})
+	poison := sourceID(7)
+	crash := func(_ context.Context, ids []string) error {
+		for _, id := range ids {
+			if id == poison {
+				return errors.New("simulated crash")
+			}
+		}
+		return nil
+	}
+	ns := names("Batchmate", 10)
+	h.publish(0, ns...)
+	h.startWorker("a", func(c *Config) { c.MaxDeliver = 3; c.Batch = 1; c.beforeWrite = crash })
+	h.waitFor("settled", 60*time.Second, h.settled)
+	want := wantNames(0, ns)
+	delete(want, poison)
+	h.assertExactlyOnce(want)
+	d := h.dlq()
+	if len(d) != 1 || d[0].SourceID != poison || d[0].Code != CodeMaxDeliveries || d[0].Attempts != 4 {
+		t.Fatalf("DLQ = %+v, want one MAX_DELIVERIES entry for %s after 4 deliveries", d, poison)
+	}
+}
+
+// A worker that dies after the target write and before it acks loses
+// nothing and duplicates nothing: another worker gets the redelivery and
+// its upsert is idempotent.
+func TestKilledAfterWriteBeforeAck(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{}, queue.Config{AckWait: time.Second})
+	ns := names("Killed", 300)
+	h.publish(0, ns...)
+	var once sync.Once
+	killed := make(chan struct{})
+	a := h.startWorker("a", func(c *Config) {
+		c.Concurrency = 1
+		c.afterWrite = func(context.Context, []string) error {
+			err := errors.New("not this time")
+			once.Do(func() { close(killed) })
+			return err // every write of worker a "dies" before settling
+		}
+	})
+	<-killed
+	a.stop(t)
+	if n := h.org.Stats().Records["Account"]; n == 0 {
+		t.Fatal("worker a wrote nothing before it died")
+	}
+	h.startWorker("b", nil)
+	h.waitFor("settled", 60*time.Second, func() bool { return h.org.Stats().Records["Account"] == 300 && h.settled() })
+	h.assertExactlyOnce(wantNames(0, ns))
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("DLQ has %d entries, want 0", len(d))
+	}
+}
+
+// Replay after fixing the cause syncs every dead letter once; a replayed
+// record that fails again is dead-lettered again, not lost.
+func TestReplayAfterFix(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{RejectName: "^(Bad|Worse)"}, queue.Config{})
+	good := names("Good", 50)
+	bad := names("Bad", 20)
+	h.publish(0, good...)
+	h.publish(100, bad...)
+	h.publish(200, "Worse one")
+	h.startWorker("a", nil)
+	h.waitFor("settled", 30*time.Second, h.settled)
+	if d := h.dlq(); len(d) != 21 {
+		t.Fatalf("DLQ has %d entries, want 21", len(d))
+	}
+	rule := "^Worse"
+	if err := h.org.Configure(fakeorg.ConfigPatch{RejectName: &rule}); err != nil {
+		t.Fatal(err)
+	}
+	// A dry run changes nothing.
+	res, err := h.q.Replay(t.Context(), queue.ReplayOptions{DryRun: true})
+	if err != nil || res.Matched != 21 || res.Replayed != 0 || len(h.dlq()) != 21 {
+		t.Fatalf("dry run: %+v, %v; DLQ %d", res, err, len(h.dlq()))
+	}
+	res, err = h.q.Replay(t.Context(), queue.ReplayOptions{})
+	if err != nil || res.Replayed != 21 {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	h.waitFor("replayed events settled", 30*time.Second, func() bool { return h.settled() && len(h.dlq()) == 1 })
+	want := wantNames(0, good)
+	for k, v := range wantNames(100, bad) {
+		want[k] = v
+	}
+	h.assertExactlyOnce(want)
+	d := h.dlq()
+	if d[0].SourceID != sourceID(200) || d[0].Code != "FIELD_CUSTOM_VALIDATION_EXCEPTION" {
+		t.Errorf("DLQ after replay = %+v, want the still-rejected record", d)
+	}
+	// Lift the rule; replaying by source ID brings the last one in.
+	none := ""
+	if err := h.org.Configure(fakeorg.ConfigPatch{RejectName: &none}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := h.q.Replay(t.Context(), queue.ReplayOptions{SourceID: sourceID(200)}); err != nil || res.Replayed != 1 {
+		t.Fatalf("replay by source id: %+v, %v", res, err)
+	}
+	h.waitFor("settled", 30*time.Second, func() bool { return h.settled() && len(h.dlq()) == 0 })
+	want[sourceID(200)] = "Worse one"
+	h.assertExactlyOnce(want)
+}
+
+// Create mode writes each record once when nothing fails, and sets parents
+// it has mapped by their target ID.
+func TestCreateMode(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{RejectName: "^Reject"}, queue.Config{})
+	h.startWorker("a", func(c *Config) { c.Mode = ModeCreate })
+	ns := names("Created", 120)
+	h.publish(0, ns...)
+	h.publish(500, "Reject me")
+	h.waitFor("settled", 30*time.Second, h.settled)
+	child := h.created(sourceID(900), "Child", sourceID(0))
+	h.publishEvent(child, "")
+	h.waitFor("child settled", 30*time.Second, func() bool { return h.org.Stats().Records["Account"] == 121 && h.settled() })
+	recs := h.org.Accounts()
+	byName := map[string]fakeorg.Record{}
+	for _, r := range recs {
+		if _, dup := byName[r["Name"].(string)]; dup {
+			t.Errorf("duplicate record %q", r["Name"])
+		}
+		byName[r["Name"].(string)] = r
+	}
+	for _, n := range ns {
+		if _, ok := byName[n]; !ok {
+			t.Errorf("missing %q", n)
+		}
+	}
+	if byName["Child"]["ParentId"] != byName[ns[0]]["Id"] {
+		t.Errorf("child's ParentId = %v, want %v", byName["Child"]["ParentId"], byName[ns[0]]["Id"])
+	}
+	if d := h.dlq(); len(d) != 1 || d[0].Code != "FIELD_CUSTOM_VALIDATION_EXCEPTION" {
+		t.Errorf("DLQ = %+v", d)
+	}
+}
+
+// The apexrest mode calls the seed's endpoint once per record and
+// classifies its answers.
+func TestApexRESTMode(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{RejectName: "^Reject"}, queue.Config{})
+	h.startWorker("a", func(c *Config) { c.Mode = ModeApexREST })
+	ns := names("Apex", 30)
+	h.publish(0, ns...)
+	h.publish(100, "Reject me")
+	h.publishEvent(event.Event{V: 1, Type: event.TypeAccountCreated, SourceOrg: h.srcOrg, SourceID: sourceID(101),
+		Fields: map[string]any{"Name": ""}}, "")
+	h.waitFor("settled", 30*time.Second, h.settled)
+	st := h.org.Stats()
+	if st.Records["Account"] != 30 {
+		t.Errorf("%d records, want 30", st.Records["Account"])
+	}
+	if calls := st.ByRoute["POST /apexrest/arrify/v1/accounts"]; calls != 32 {
+		t.Errorf("%d apexrest calls, want one per record (32)", calls)
+	}
+	codes := map[string]string{}
+	for _, e := range h.dlq() {
+		codes[e.SourceID] = e.Code
+	}
+	if codes[sourceID(100)] != CodeApexDMLError || codes[sourceID(101)] != CodeApexBadRequest || len(codes) != 2 {
+		t.Errorf("dead letters = %v", codes)
 	}
 }
