@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -31,7 +32,7 @@ type MappingReply struct {
 var ErrMappingNotFound = errors.New("replicate: no mapping for that source id")
 
 // ServeMappings answers mapping requests from this worker's ID map until
-// ctx is done. Every worker subscribes (no queue group) and only a worker
+// ctx is done, and export requests for the whole map (ExportFromWorker). Every worker subscribes (no queue group) and only a worker
 // that knows the source ID answers, so the first answer wins.
 func ServeMappings(ctx context.Context, nc *nats.Conn, st *store.Store, workerID string, log *slog.Logger) error {
 	if log == nil {
@@ -57,8 +58,14 @@ func ServeMappings(ctx context.Context, nc *nats.Conn, st *store.Store, workerID
 	if err != nil {
 		return fmt.Errorf("replicate: subscribe %s: %w", queue.SubjectMappingGet, err)
 	}
+	defer sub.Unsubscribe()
+	exp, err := nc.Subscribe(ExportSubject(workerID), func(m *nats.Msg) { serveExport(nc, st, m) })
+	if err != nil {
+		return fmt.Errorf("replicate: subscribe %s: %w", ExportSubject(workerID), err)
+	}
+	defer exp.Unsubscribe()
 	<-ctx.Done()
-	return sub.Unsubscribe()
+	return nil
 }
 
 // LookupMapping asks every running worker for the target ID of sourceID
@@ -94,4 +101,107 @@ func LookupMapping(ctx context.Context, nc *nats.Conn, target *salesforce.Client
 		return MappingReply{SourceID: id, TargetID: tid, From: "target"}, nil
 	}
 	return MappingReply{}, ErrMappingNotFound
+}
+
+// ExportSubject is where a running worker answers export requests for its
+// ID map: orgsync.mapping.export.<worker id>, with characters NATS does not
+// allow in a subject token replaced by '_'.
+func ExportSubject(workerID string) string {
+	b := []byte(workerID)
+	for i, c := range b {
+		if c <= ' ' || c == '.' || c == '*' || c == '>' || c >= 0x7f {
+			b[i] = '_'
+		}
+	}
+	return "orgsync.mapping.export." + string(b)
+}
+
+// exportChunk bounds one export message, well under NATS's default 1 MiB
+// payload limit.
+const exportChunk = 256 << 10
+
+// headerExportError carries a failed export's reason on the final message.
+const headerExportError = "Orgsync-Export-Error"
+
+// serveExport answers an export request: the map in the asked format
+// ("csv" or "json" in the request body) as a sequence of chunks to the
+// reply subject, ended by an empty message.
+func serveExport(nc *nats.Conn, st *store.Store, m *nats.Msg) {
+	if m.Reply == "" {
+		return
+	}
+	cw := &chunkWriter{nc: nc, subject: m.Reply}
+	err := st.Export(cw, string(m.Data))
+	if err == nil {
+		err = cw.flush()
+	}
+	end := nats.NewMsg(m.Reply)
+	if err != nil {
+		end.Header.Set(headerExportError, err.Error())
+	}
+	_ = nc.PublishMsg(end)
+}
+
+type chunkWriter struct {
+	nc      *nats.Conn
+	subject string
+	buf     []byte
+}
+
+func (c *chunkWriter) Write(p []byte) (int, error) {
+	c.buf = append(c.buf, p...)
+	for len(c.buf) >= exportChunk {
+		if err := c.nc.Publish(c.subject, c.buf[:exportChunk]); err != nil {
+			return 0, err
+		}
+		c.buf = append(c.buf[:0], c.buf[exportChunk:]...)
+	}
+	return len(p), nil
+}
+
+func (c *chunkWriter) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	err := c.nc.Publish(c.subject, c.buf)
+	c.buf = c.buf[:0]
+	return err
+}
+
+// ErrNoWorker is returned by ExportFromWorker when no running worker of
+// that ID answers.
+var ErrNoWorker = errors.New("replicate: no running worker with that id answered")
+
+// ExportFromWorker asks the running worker workerID for its ID map in
+// format and copies it to w. Each chunk must arrive within timeout.
+func ExportFromWorker(ctx context.Context, nc *nats.Conn, workerID, format string, w io.Writer, timeout time.Duration) error {
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return fmt.Errorf("replicate: export: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest(ExportSubject(workerID), inbox, []byte(format)); err != nil {
+		return fmt.Errorf("replicate: export: %w", err)
+	}
+	for first := true; ; first = false {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		m, err := sub.NextMsgWithContext(cctx)
+		cancel()
+		if err != nil {
+			if first && errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("%w: %s", ErrNoWorker, workerID)
+			}
+			return fmt.Errorf("replicate: export from %s: %w", workerID, err)
+		}
+		if len(m.Data) == 0 {
+			if e := m.Header.Get(headerExportError); e != "" {
+				return fmt.Errorf("replicate: export from %s: %s", workerID, e)
+			}
+			return nil
+		}
+		if _, err := w.Write(m.Data); err != nil {
+			return err
+		}
+	}
 }

@@ -26,7 +26,7 @@ const usage = `usage:
   worker dlq list        [-json] [flags]         list dead letters
   worker dlq replay      [-code C] [-source-id ID] [-dry-run] [flags]
   worker mapping get     [-timeout 2s] [flags] SOURCE_ID
-  worker mapping export  -data-dir DIR [-worker-id ID] [-format csv|json]
+  worker mapping export  -data-dir DIR [-worker-id ID] [-format csv|json] [flags]
 Run "worker COMMAND -h" for a command's flags.
 `
 
@@ -50,7 +50,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, _ 
 	case cmd == "mapping" && sub == "get":
 		err = cmdMappingGet(ctx, args[2:], getenv, stdout, stderr)
 	case cmd == "mapping" && sub == "export":
-		err = cmdMappingExport(args[2:], getenv, stdout, stderr)
+		err = cmdMappingExport(ctx, args[2:], getenv, stdout, stderr)
 	case cmd == "-h" || cmd == "--help" || cmd == "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -266,24 +266,42 @@ func cmdMappingGet(ctx context.Context, args []string, getenv func(string) strin
 	return enc.Encode(r)
 }
 
-func cmdMappingExport(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func cmdMappingExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("worker mapping export", stderr)
+	nf := natsFlags(fs)
 	dataDir := fs.String("data-dir", "data", "directory of the worker's ID map")
 	workerID := fs.String("worker-id", app.DefaultWorkerID(), "whose ID map to export")
-	format := fs.String("format", "csv", "csv or json")
-	if err := cli.Parse(fs, args, getenv, "format"); err != nil {
+	format := fs.String("format", store.FormatCSV, "csv or json")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for a running worker's answer")
+	if err := cli.Parse(fs, args, getenv, "format", "timeout"); err != nil {
 		return err
+	}
+	if *format != store.FormatCSV && *format != store.FormatJSON {
+		return cli.Usagef("-format %q: want csv or json", *format)
 	}
 	path := app.StorePath(*dataDir, *workerID)
 	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("no ID map at %s: %w", path, err)
+		return fmt.Errorf("no ID map for worker %q: %w", *workerID, err)
 	}
-	st, err := store.Open(path, &store.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	st, err := store.Open(path, &store.Options{ReadOnly: true, Timeout: 500 * time.Millisecond})
+	if err == nil {
+		defer st.Close()
+		return st.Export(stdout, *format)
+	}
+	if !errors.Is(err, store.ErrLocked) {
+		return err
+	}
+	// The worker is running and holds the file: it exports its own map.
+	opts, err := nf.Options()
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	return st.Export(stdout, *format)
+	nc, err := cli.ConnectNATS(nf.URL, "orgsync-worker-cli", opts)
+	if err != nil {
+		return fmt.Errorf("%s is in use by a running worker, and asking it failed: %w", path, err)
+	}
+	defer nc.Close()
+	return replicate.ExportFromWorker(ctx, nc, *workerID, *format, stdout, *timeout)
 }
 
 func oneLine(s string, n int) string {

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"orgsync/event"
+	"orgsync/queue"
+	"orgsync/salesforce"
+	"orgsync/salesforce/fakeorg"
+)
+
+// syncBuffer is a bytes.Buffer safe for a running command to write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func noEnv(string) string { return "" }
+
+// runCmd runs the worker command to completion.
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(t.Context(), args, noEnv, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "no command", args: nil, want: "usage"},
+		{name: "unknown command", args: []string{"bogus"}, want: "usage"},
+		{name: "bad flag value", args: []string{"run", "-batch", "many"}, want: "invalid value"},
+		{name: "unknown flag", args: []string{"dlq", "list", "-nope"}, want: "not defined"},
+		{name: "bad mode", args: []string{"run", "-mode", "merge", "-target-url", "https://x.my.salesforce.com"}, want: "unknown mode"},
+		{name: "no credentials", args: []string{"run", "-target-url", "https://x.my.salesforce.com"}, want: "no credentials"},
+		{name: "mapping get without id", args: []string{"mapping", "get"}, want: "one SOURCE_ID"},
+		{name: "bad export format", args: []string{"mapping", "export", "-format", "xml"}, want: "want csv or json"},
+		{name: "bad source id", args: []string{"dlq", "replay", "-source-id", "nope"}, want: "invalid record id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, tt.args...)
+			if code != 2 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnvironmentConfiguresFlags(t *testing.T) {
+	env := map[string]string{"ORGSYNC_BATCH": "lots"}
+	var errb bytes.Buffer
+	code := run(t.Context(), []string{"run"}, func(k string) string { return env[k] }, nil, &bytes.Buffer{}, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "ORGSYNC_BATCH") {
+		t.Errorf("exit %d, stderr %q; want 2 naming ORGSYNC_BATCH", code, errb.String())
+	}
+}
+
+// The whole operator workflow against a running worker process (in-process):
+// sync, inspect and replay dead letters, look up and export the ID map.
+func TestOperatorWorkflow(t *testing.T) {
+	emb, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: t.TempDir(), Listen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	natsURL := emb.ClientURL()
+	org, err := fakeorg.New(fakeorg.Config{RejectName: "^Bad", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(org)
+	t.Cleanup(srv.Close)
+	dataDir := t.TempDir()
+	target := []string{"-target-url", srv.URL, "-target-client-id", "demo", "-target-client-secret", "demo-secret"}
+
+	// Start the worker.
+	wctx, stopWorker := context.WithCancel(context.Background())
+	var werr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		args := append([]string{"run", "-nats-url", natsURL, "-data-dir", dataDir, "-worker-id", "w1", "-linger", "20ms"}, target...)
+		done <- run(wctx, args, noEnv, nil, &bytes.Buffer{}, &werr)
+	}()
+	t.Cleanup(func() {
+		stopWorker()
+		<-done
+	})
+
+	// Publish 30 good and 3 bad events.
+	nc, err := emb.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	q, err := queue.New(t.Context(), js, queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcOrg := salesforce.ID18("00D0000000SRC01")
+	id := func(i int) string { return salesforce.ID18(fmt.Sprintf("001SRC%09d", i)) }
+	for i := range 33 {
+		name := fmt.Sprintf("Good %d", i)
+		if i >= 30 {
+			name = fmt.Sprintf("Bad %d", i)
+		}
+		ev := event.Event{V: 1, Type: event.TypeAccountCreated, SourceOrg: srcOrg, SourceID: id(i), Fields: map[string]any{"Name": name}}
+		body, _ := ev.Encode()
+		if _, err := q.Publish(t.Context(), queue.SubjectCreated, ev.MsgID(), body, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "30 records and 3 dead letters", func() bool {
+		es, err := q.ListDLQ(t.Context())
+		return err == nil && len(es) == 3 && org.Stats().Records["Account"] == 30
+	})
+
+	// dlq list -json: one object per dead letter with the contract's keys.
+	code, out, stderr := runCmd(t, "dlq", "list", "-nats-url", natsURL, "-json")
+	if code != 0 {
+		t.Fatalf("dlq list: exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("dlq list -json printed %d lines, want 3:\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		for _, k := range []string{"source_id", "code", "message", "attempts", "failed_at", "stream_seq"} {
+			if _, ok := e[k]; !ok {
+				t.Errorf("dead letter %s has no %q", l, k)
+			}
+		}
+		if e["code"] != "FIELD_CUSTOM_VALIDATION_EXCEPTION" {
+			t.Errorf("code = %v", e["code"])
+		}
+	}
+	code, out, _ = runCmd(t, "dlq", "list", "-nats-url", natsURL)
+	if code != 0 || !strings.Contains(out, "3 dead letters") || !strings.Contains(out, id(30)) {
+		t.Errorf("dlq list table: exit %d\n%s", code, out)
+	}
+
+	// mapping get answers from the running worker's ID map.
+	code, out, stderr = runCmd(t, "mapping", "get", "-nats-url", natsURL, id(3))
+	if code != 0 {
+		t.Fatalf("mapping get: exit %d: %s", code, stderr)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil || m["from"] != "worker" || m["target_id"] == "" || m["worker"] != "w1" {
+		t.Errorf("mapping get = %s (%v)", out, err)
+	}
+	targetID := m["target_id"].(string)
+	if rec, ok := org.Account(targetID); !ok || rec["Name"] != "Good 3" {
+		t.Errorf("mapping points at %v, %v", rec, ok)
+	}
+
+	// mapping export while the worker runs: the worker exports its own map.
+	code, out, stderr = runCmd(t, "mapping", "export", "-nats-url", natsURL, "-data-dir", dataDir, "-worker-id", "w1", "-format", "json")
+	if code != 0 {
+		t.Fatalf("mapping export (running): exit %d: %s", code, stderr)
+	}
+	if n := strings.Count(out, `"source_id"`); n != 30 {
+		t.Errorf("export from the running worker has %d mappings, want 30:\n%.300s", n, out)
+	}
+
+	// Dry-run replay changes nothing; lifting the rule and replaying syncs all.
+	code, out, _ = runCmd(t, "dlq", "replay", "-nats-url", natsURL, "-dry-run")
+	if code != 0 || !strings.Contains(out, "dry run: 3 dead letters would be replayed") {
+		t.Errorf("dry run: exit %d\n%s", code, out)
+	}
+	none := ""
+	if err := org.Configure(fakeorg.ConfigPatch{RejectName: &none}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCmd(t, "dlq", "replay", "-nats-url", natsURL, "-code", "field_custom_validation_exception")
+	if code != 0 || !strings.Contains(out, "replayed 3 of 3") {
+		t.Errorf("replay: exit %d\n%s", code, out)
+	}
+	waitFor(t, "33 records, empty DLQ", func() bool {
+		es, err := q.ListDLQ(t.Context())
+		return err == nil && len(es) == 0 && org.Stats().Records["Account"] == 33
+	})
+
+	// Stop the worker: export reads its file, and mapping get falls back to
+	// querying the target.
+	stopWorker()
+	if c := <-done; c != 0 {
+		t.Fatalf("worker run exited %d: %s", c, werr.String())
+	}
+	done <- 0 // for the cleanup
+	code, out, stderr = runCmd(t, "mapping", "export", "-data-dir", dataDir, "-worker-id", "w1")
+	if code != 0 {
+		t.Fatalf("mapping export (stopped): exit %d: %s", code, stderr)
+	}
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(rows) != 34 || strings.Join(rows[0], ",") != "source_id,target_id,written_at" {
+		t.Errorf("csv export: %d rows, %v\n%.300s", len(rows), err, out)
+	}
+	args := append([]string{"mapping", "get", "-nats-url", natsURL, "-timeout", "200ms"}, append(target, id(31))...)
+	code, out, stderr = runCmd(t, args...)
+	if code != 0 || !strings.Contains(out, `"from":"target"`) {
+		t.Errorf("mapping get fallback: exit %d: %s %s", code, out, stderr)
+	}
+	args = append([]string{"mapping", "get", "-nats-url", natsURL, "-timeout", "200ms"}, append(target, id(999))...)
+	if code, _, stderr = runCmd(t, args...); code != 1 || !strings.Contains(stderr, "no mapping") {
+		t.Errorf("unknown source: exit %d: %s", code, stderr)
+	}
+	if strings.Contains(werr.String(), "demo-secret") {
+		t.Error("the worker's log contains the client secret")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
