@@ -23,7 +23,7 @@ import (
 // harness is an embedded JetStream server, a fake target org behind an
 // httptest server, and workers started on them.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	emb    *queue.Embedded
 	js     jetstream.JetStream
 	q      *queue.Queue
@@ -34,7 +34,7 @@ type harness struct {
 	seq    atomic.Int64
 }
 
-func newHarness(t *testing.T, orgCfg fakeorg.Config, qcfg queue.Config) *harness {
+func newHarness(t testing.TB, orgCfg fakeorg.Config, qcfg queue.Config) *harness {
 	t.Helper()
 	emb, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: t.TempDir()})
 	if err != nil {
@@ -118,7 +118,7 @@ type runningWorker struct {
 }
 
 // stop shuts the worker down gracefully and closes its store.
-func (rw *runningWorker) stop(t *testing.T) {
+func (rw *runningWorker) stop(t testing.TB) {
 	rw.once.Do(func() {
 		rw.cancel()
 		select {
