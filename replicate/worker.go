@@ -216,7 +216,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w := &Worker{
 		cfg:     cfg,
-		log:     cfg.Logger.With("worker", cfg.WorkerID),
+		log:     cfg.Logger,
 		calls:   make(chan struct{}, cfg.MaxCalls),
 		lastErr: lastErrors{m: make(map[uint64]string)},
 	}
