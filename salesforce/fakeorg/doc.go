@@ -1,0 +1,99 @@
+// Package fakeorg is an in-memory Salesforce org served as an http.Handler:
+// the OAuth 2.0 endpoints, the REST resources orgsync and third-party
+// clients (jsforce, k-capehart/go-salesforce) use on Account, the seed's
+// Apex REST endpoint, validation, API limits and fault injection. Tests,
+// the demo and the benchmarks run against it; cmd/fakeorg serves it.
+//
+// An Org is safe for concurrent use. Every JSON answer carries
+// Content-Type application/json;charset=UTF-8, and every REST and Apex REST
+// answer (not the versions list) carries Sforce-Limit-Info: api-usage=N/M.
+//
+// # Endpoints
+//
+//	POST /services/oauth2/token       grant_type password, client_credentials (body or HTTP Basic),
+//	                                  refresh_token, urn:ietf:params:oauth:grant-type:jwt-bearer
+//	POST /services/oauth2/revoke      token=… (GET ?token= too)
+//	GET  /services/oauth2/userinfo    OpenID Connect user info
+//	GET  /id/<orgId>/<userId>         identity URL (the token answer's "id")
+//	GET  /services/data[/]            versions list (no auth, not counted)
+//	     /services/data/vNN.N/…       REST, see the route templates below (v20.0 to v66.0)
+//	POST /services/apexrest/arrify/v1/accounts   ArrifyAccountsApi from the seed
+//	GET  /_fake/stats, GET|PUT /_fake/config, POST /_fake/reset, POST /_fake/tokens   loopback tooling, no auth
+//
+// # Route templates
+//
+// Stats.ByRoute counts authenticated REST and Apex REST calls by
+// "METHOD template", whatever their outcome. A template is the path after
+// /services/data/vNN.N, with a trailing slash dropped and IDs and values
+// replaced by placeholders:
+//
+//	GET /                                        resources of a version
+//	GET /limits
+//	GET /sobjects                                describe global
+//	GET|POST /sobjects/Account                   basic info | create
+//	GET /sobjects/Account/describe
+//	GET|PATCH|DELETE /sobjects/Account/{id}
+//	GET|PATCH|DELETE /sobjects/Account/{field}/{value}   by external ID (PATCH = upsert)
+//	POST|PATCH|DELETE /composite/sobjects         collections create | update | delete
+//	GET|POST /composite/sobjects/Account         collections retrieve
+//	PATCH /composite/sobjects/Account/{field}    collections upsert
+//	GET /query, GET /queryAll
+//	GET /query/{locator}, GET /queryAll/{locator}
+//	POST /apexrest/arrify/v1/accounts            (the Apex REST path, kept whole)
+//
+// Paths that match no resource count as "METHOD /{unknown}" (or
+// "/apexrest/{unknown}"), other sObject types as /sobjects/{sobject}… and
+// /composite/sobjects/{sobject}….
+//
+// # Semantics
+//
+// Records get 18-character IDs: key prefix (001 Account, 005 User, 01g query
+// locator), the last three characters of the 15-character org ID, a base-62
+// counter, then the checksum suffix; so fakes whose org IDs differ in those
+// three characters (random org IDs almost always do) never mint the same ID. Datetimes are UTC with millisecond precision and render
+// as 2026-01-01T00:00:00.000+0000. Deleting moves a record to the recycle
+// bin: it answers ENTITY_IS_DELETED and only queryAll sees it, with
+// IsDeleted=true.
+//
+// Writes validate like Salesforce: Name is required and at most 255
+// characters, other text fields follow describe's lengths, unknown fields
+// are INVALID_FIELD, system fields INVALID_FIELD_FOR_INSERT_UPDATE,
+// ParentId must name a live Account, "Parent": {"<ext field>": v} resolves
+// by external ID, the external ID field is unique and case-insensitive.
+// sObject Collections calls fail as a whole (400) for request-level errors
+// (bad JSON, a value of the wrong type, an unknown field, a missing
+// attributes.type, more than 200 records) and otherwise answer 200 with one
+// result per record, rolling everything back under allOrNone.
+//
+// Fault injection (Config and PUT /_fake/config): Latency on every REST
+// call; FailRate, the chance that a REST call fails whole with 503
+// SERVER_UNAVAILABLE before anything is committed; LockRate, the chance that
+// one record write fails with UNABLE_TO_LOCK_ROW; TokenTTL; DailyAPILimit,
+// past which calls answer 403 REQUEST_LIMIT_EXCEEDED; RejectName, a
+// validation rule. GET /limits neither counts toward the daily usage nor is
+// refused by the limit, so a paused client can watch its budget free up.
+//
+// # Choices where Salesforce's behaviour is unverified
+//
+//   - Two records of one collections call with the same external ID value
+//     (ignoring case) both fail with DUPLICATE_VALUE "Duplicate external id
+//     specified: v" (SOAP upsert calls this DUPLICATE_EXTERNAL_ID; an upsert
+//     that matches several stored records fails with DUPLICATE_EXTERNAL_ID).
+//   - A record without attributes.type fails the whole call with 400
+//     INVALID_TYPE; a missing "records" key with REQUIRED_FIELD_MISSING.
+//   - A malformed ID in a URL path is 400 MALFORMED_ID; upsert with
+//     ?updateOnly=true and no match is 404 NOT_FOUND.
+//   - Collections update of an unknown ID, and delete of one, fail with
+//     INVALID_CROSS_REFERENCE_KEY; a record of a collections update without
+//     Id with MISSING_ARGUMENT.
+//   - JWT bearer refusals: a bad signature, a malformed assertion or an exp
+//     in the past or more than 1h05 ahead → invalid_grant "invalid
+//     assertion"; a wrong aud → "audience is invalid"; an unknown sub →
+//     "user hasn't approved this consumer"; a wrong iss → invalid_client_id.
+//   - The validation rule's message, the 503 message, and
+//     invalid_client "invalid client credentials" for a wrong secret.
+//   - An upsert body's own external ID value is ignored: the path's value
+//     names the record, and an update keeps the stored spelling.
+//   - userinfo and the identity URL answer 403 "Bad_OAuth_Token" (text) to a
+//     bad token.
+package fakeorg

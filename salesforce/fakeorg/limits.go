@@ -1,0 +1,50 @@
+package fakeorg
+
+import "net/http"
+
+// limit is one entry of the /limits answer.
+type limit struct {
+	Max       int `json:"Max"`
+	Remaining int `json:"Remaining"`
+}
+
+// fixedLimits are the other standard limits the fake reports, never used up.
+var fixedLimits = map[string]int{
+	"ConcurrentAsyncGetReportInstances": 200,
+	"ConcurrentSyncReportRuns":          20,
+	"DailyAsyncApexExecutions":          250000,
+	"DailyBulkApiBatches":               15000,
+	"DailyBulkV2QueryFileStorageMB":     976562,
+	"DailyBulkV2QueryJobs":              10000,
+	"DailyStreamingApiEvents":           1000000,
+	"FileStorageMB":                     20480,
+	"HourlyPublishedPlatformEvents":     250000,
+	"HourlyTimeBasedWorkflow":           1000,
+	"MassEmail":                         5000,
+	"SingleEmail":                       5000,
+}
+
+// dataStorageMB is the org's data storage; each record takes 2 KB, as in Salesforce.
+const dataStorageMB = 1024
+
+// handleLimits answers GET /limits. DailyApiRequests agrees with the
+// Sforce-Limit-Info header; this call itself neither counts toward the daily
+// limit nor is refused by it, so a client over budget can watch it free up.
+func (o *Org) handleLimits(w http.ResponseWriter, r *http.Request, c *call) {
+	out := make(map[string]limit, len(fixedLimits)+2)
+	for k, v := range fixedLimits {
+		out[k] = limit{Max: v, Remaining: v}
+	}
+	o.mu.Lock()
+	out["DailyApiRequests"] = limit{Max: o.live.dailyLimit, Remaining: max(o.live.dailyLimit-o.apiUsed, 0)}
+	live := 0
+	for _, a := range o.accounts {
+		if !a.deleted {
+			live++
+		}
+	}
+	o.mu.Unlock()
+	usedMB := (live*2 + 1023) / 1024
+	out["DataStorageMB"] = limit{Max: dataStorageMB, Remaining: max(dataStorageMB-usedMB, 0)}
+	writeJSON(w, http.StatusOK, out)
+}

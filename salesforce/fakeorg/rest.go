@@ -1,0 +1,296 @@
+package fakeorg
+
+import (
+	"compress/gzip"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// API versions the fake serves (vNN.0 for NN in this range).
+const (
+	minVersion = 20
+	maxVersion = 66
+)
+
+// maxBodyBytes bounds request bodies.
+const maxBodyBytes = 32 << 20
+
+// call is the per-request state of a REST or Apex REST call.
+type call struct {
+	version string   // as requested, e.g. "63.0"
+	major   int      // 63
+	segs    []string // decoded path segments after /services/data/vNN.N
+	base    string   // scheme://host
+	route   string   // stats key, e.g. "GET /sobjects/Account/{id}"
+}
+
+// versionPath is the path prefix for the requested version: /services/data/v63.0.
+func (c *call) versionPath() string { return "/services/data/v" + c.version }
+
+type handler func(w http.ResponseWriter, r *http.Request, c *call)
+
+// handleVersions answers GET /services/data: the version list, without
+// authentication and without Sforce-Limit-Info.
+func (o *Org) handleVersions(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeErrors(w, http.StatusMethodNotAllowed, errMethod(r.Method, "GET"))
+		return
+	}
+	out := make([]map[string]string, 0, maxVersion-minVersion+1)
+	for v := minVersion; v <= maxVersion; v++ {
+		out = append(out, map[string]string{
+			"label": releaseLabel(v), "url": fmt.Sprintf("/services/data/v%d.0", v), "version": fmt.Sprintf("%d.0", v),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// releaseLabel names the release of API version v: 60 is "Spring '24", and
+// there are three releases a year (Spring, Summer, Winter of the next year).
+func releaseLabel(v int) string {
+	k := v - 60
+	cycle := k / 3
+	if k%3 < 0 {
+		cycle--
+	}
+	pos := k - 3*cycle
+	year := 24 + cycle
+	if pos == 2 {
+		year++
+	}
+	return fmt.Sprintf("%s '%02d", [...]string{"Spring", "Summer", "Winter"}[pos], year%100)
+}
+
+// parseVersion accepts "v63.0" and returns "63.0" and 63.
+func parseVersion(s string) (string, int, bool) {
+	if len(s) < 4 || s[0] != 'v' {
+		return "", 0, false
+	}
+	major, minor, ok := strings.Cut(s[1:], ".")
+	if !ok || minor != "0" {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(major)
+	if err != nil || n < minVersion || n > maxVersion || strconv.Itoa(n) != major {
+		return "", 0, false
+	}
+	return s[1:], n, true
+}
+
+// splitPath splits an escaped path into decoded segments, dropping empty
+// ones (a trailing slash). Decoding per segment keeps %2F inside a value.
+func splitPath(escaped string) ([]string, bool) {
+	var out []string
+	for _, s := range strings.Split(escaped, "/") {
+		if s == "" {
+			continue
+		}
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, d)
+	}
+	return out, true
+}
+
+// serveREST runs the REST pipeline: authentication, routing, API
+// accounting and the daily limit, latency, injected outages, then the handler.
+func (o *Org) serveREST(w http.ResponseWriter, r *http.Request) {
+	segs, ok := splitPath(strings.TrimPrefix(r.URL.EscapedPath(), "/services/data/"))
+	if !ok || len(segs) == 0 {
+		writeErrors(w, http.StatusNotFound, errNotFound())
+		return
+	}
+	if !o.authenticate(w, r) {
+		return
+	}
+	version, major, ok := parseVersion(segs[0])
+	if !ok {
+		o.account(w, r.Method+" /{unknown}", true)
+		writeErrors(w, http.StatusNotFound, errNotFound())
+		return
+	}
+	c := &call{version: version, major: major, segs: segs[1:], base: baseURL(r)}
+	tmpl, methods, exempt := o.routeREST(c.segs)
+	c.route = r.Method + " " + tmpl
+	h, allowed := methods[r.Method]
+	if !o.begin(w, r, c.route, exempt) {
+		return
+	}
+	switch {
+	case methods == nil:
+		writeErrors(w, http.StatusNotFound, errNotFound())
+	case !allowed:
+		names := make([]string, 0, len(methods))
+		for m := range methods {
+			names = append(names, m)
+		}
+		sort.Strings(names)
+		writeErrors(w, http.StatusMethodNotAllowed, errMethod(r.Method, strings.Join(names, ",")))
+	default:
+		if err := limitBody(w, r); err != nil {
+			writeErrors(w, http.StatusBadRequest, err)
+			return
+		}
+		h(w, r, c)
+	}
+}
+
+// limitBody bounds the request body and undoes a gzip Content-Encoding
+// (go-salesforce can compress request bodies).
+func limitBody(w http.ResponseWriter, r *http.Request) *Error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if !strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		return nil
+	}
+	zr, err := gzip.NewReader(r.Body)
+	if err != nil {
+		return jsonParserError("The request body is not valid gzip data")
+	}
+	r.Body = http.MaxBytesReader(w, zr, maxBodyBytes)
+	return nil
+}
+
+func errMethod(method, allowed string) *Error {
+	return newError("METHOD_NOT_ALLOWED", fmt.Sprintf("HTTP Method '%s' not allowed. Allowed are %s", method, allowed))
+}
+
+// routeREST maps the segments after the version to a stats template and
+// the handlers by method (nil: no such resource). exempt marks calls that
+// neither count toward nor are refused by the daily API limit.
+func (o *Org) routeREST(segs []string) (tmpl string, methods map[string]handler, exempt bool) {
+	isAccount := func(s string) bool { return strings.EqualFold(s, "Account") }
+	n := len(segs)
+	switch {
+	case n == 0:
+		return "/", map[string]handler{http.MethodGet: o.handleResources}, false
+	case segs[0] == "limits" && n == 1:
+		return "/limits", map[string]handler{http.MethodGet: o.handleLimits}, true
+	case segs[0] == "sobjects" && n == 1:
+		return "/sobjects", map[string]handler{http.MethodGet: o.handleDescribeGlobal}, false
+	case segs[0] == "sobjects" && !isAccount(segs[1]):
+		return "/sobjects/{sobject}" + strings.Repeat("/{segment}", n-2), nil, false
+	case segs[0] == "sobjects" && n == 2:
+		return "/sobjects/Account", map[string]handler{http.MethodGet: o.handleSObjectInfo, http.MethodPost: o.handleCreate}, false
+	case segs[0] == "sobjects" && n == 3 && segs[2] == "describe":
+		return "/sobjects/Account/describe", map[string]handler{http.MethodGet: o.handleDescribe}, false
+	case segs[0] == "sobjects" && n == 3:
+		return "/sobjects/Account/{id}", map[string]handler{
+			http.MethodGet: o.handleGet, http.MethodPatch: o.handleUpdate, http.MethodDelete: o.handleDelete,
+		}, false
+	case segs[0] == "sobjects" && n == 4:
+		return "/sobjects/Account/{field}/{value}", map[string]handler{
+			http.MethodGet: o.handleGetByExternalID, http.MethodPatch: o.handleUpsert, http.MethodDelete: o.handleDeleteByExternalID,
+		}, false
+	case segs[0] == "composite" && n == 2 && segs[1] == "sobjects":
+		return "/composite/sobjects", map[string]handler{
+			http.MethodPost: o.handleCollectionCreate, http.MethodPatch: o.handleCollectionUpdate, http.MethodDelete: o.handleCollectionDelete,
+		}, false
+	case segs[0] == "composite" && n >= 3 && segs[1] == "sobjects" && !isAccount(segs[2]):
+		return "/composite/sobjects/{sobject}" + strings.Repeat("/{field}", min(n-3, 1)), nil, false
+	case segs[0] == "composite" && n == 3 && segs[1] == "sobjects":
+		return "/composite/sobjects/Account", map[string]handler{
+			http.MethodPost: o.handleCollectionRetrieve, http.MethodGet: o.handleCollectionRetrieve,
+		}, false
+	case segs[0] == "composite" && n == 4 && segs[1] == "sobjects":
+		return "/composite/sobjects/Account/{field}", map[string]handler{http.MethodPatch: o.handleCollectionUpsert}, false
+	case (segs[0] == "query" || segs[0] == "queryAll") && n == 1:
+		return "/" + segs[0], map[string]handler{http.MethodGet: o.handleQuery}, false
+	case (segs[0] == "query" || segs[0] == "queryAll") && n == 2:
+		return "/" + segs[0] + "/{locator}", map[string]handler{http.MethodGet: o.handleQueryMore}, false
+	}
+	return "/{unknown}", nil, false
+}
+
+// begin accounts for an authenticated call (stats, daily usage, the
+// Sforce-Limit-Info header), then applies latency and injected outages.
+// It reports whether the call goes on; if not, the answer is written.
+func (o *Org) begin(w http.ResponseWriter, r *http.Request, route string, exempt bool) bool {
+	if !o.account(w, route, exempt) {
+		writeErrors(w, http.StatusForbidden, newError("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
+		return false
+	}
+	o.mu.Lock()
+	latency := o.live.latency
+	fail := o.live.failRate > 0 && o.rnd.Float64() < o.live.failRate
+	o.mu.Unlock()
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return false
+		}
+	}
+	if fail {
+		writeErrors(w, http.StatusServiceUnavailable, newError("SERVER_UNAVAILABLE", "Server temporarily unavailable. Please try again later."))
+		return false
+	}
+	return true
+}
+
+// account counts a call in the stats and, unless exempt, in the daily API
+// usage, and sets Sforce-Limit-Info. It returns false when the daily limit
+// is already used up (the call is then not counted in the usage).
+func (o *Org) account(w http.ResponseWriter, route string, exempt bool) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.apiCalls++
+	o.byRoute[route]++
+	ok := true
+	if !exempt {
+		if o.apiUsed >= o.live.dailyLimit {
+			ok = false
+		} else {
+			o.apiUsed++
+		}
+	}
+	w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", o.apiUsed, o.live.dailyLimit))
+	return ok
+}
+
+// limitHeader sets Sforce-Limit-Info without counting a call.
+func (o *Org) limitHeader(w http.ResponseWriter) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", o.apiUsed, o.live.dailyLimit))
+}
+
+// handleResources answers GET /services/data/vNN.N/.
+func (o *Org) handleResources(w http.ResponseWriter, r *http.Request, c *call) {
+	p := c.versionPath()
+	writeJSON(w, http.StatusOK, map[string]string{
+		"sobjects": p + "/sobjects", "query": p + "/query", "queryAll": p + "/queryAll",
+		"limits": p + "/limits", "composite": p + "/composite",
+	})
+}
+
+// handleDescribeGlobal answers GET /sobjects with the one sObject the fake has.
+func (o *Org) handleDescribeGlobal(w http.ResponseWriter, r *http.Request, c *call) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"encoding": "UTF-8", "maxBatchSize": 200,
+		"sobjects": []any{o.accountBasics(c)},
+	})
+}
+
+// handleSObjectInfo answers GET /sobjects/Account.
+func (o *Org) handleSObjectInfo(w http.ResponseWriter, r *http.Request, c *call) {
+	writeJSON(w, http.StatusOK, map[string]any{"objectDescribe": o.accountBasics(c), "recentItems": []any{}})
+}
+
+func (o *Org) accountBasics(c *call) map[string]any {
+	base := c.versionPath() + "/sobjects/Account"
+	return map[string]any{
+		"name": "Account", "label": "Account", "labelPlural": "Accounts", "keyPrefix": "001", "custom": false,
+		"createable": true, "updateable": true, "deletable": true, "queryable": true, "retrieveable": true,
+		"searchable": true, "undeletable": true, "replicateable": true, "triggerable": true, "layoutable": true,
+		"urls": map[string]string{"sobject": base, "describe": base + "/describe", "rowTemplate": base + "/{ID}"},
+	}
+}
