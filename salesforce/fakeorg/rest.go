@@ -1,8 +1,10 @@
 package fakeorg
 
 import (
+	"bufio"
 	"compress/gzip"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -149,7 +151,14 @@ func limitBody(w http.ResponseWriter, r *http.Request) *Error {
 	if !strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
 		return nil
 	}
-	zr, err := gzip.NewReader(r.Body)
+	// Clients that compress send the header on every request, GET and
+	// DELETE included: an empty body is simply empty.
+	br := bufio.NewReader(r.Body)
+	if _, err := br.Peek(1); err == io.EOF {
+		r.Body = io.NopCloser(br)
+		return nil
+	}
+	zr, err := gzip.NewReader(br)
 	if err != nil {
 		return jsonParserError("The request body is not valid gzip data")
 	}

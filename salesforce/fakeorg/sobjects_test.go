@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -384,4 +385,26 @@ func TestGzipRequestBody(t *testing.T) {
 	f.doWith(http.MethodPost, B+"/sobjects/Account", `{"Name":"plain"}`, map[string]string{
 		"Authorization": "Bearer " + f.token, "Content-Encoding": "gzip",
 	}).wantError(t, http.StatusBadRequest, "JSON_PARSER_ERROR")
+}
+
+// Clients that compress requests (go-salesforce's WithCompressionHeaders)
+// send Content-Encoding: gzip on bodiless GETs and DELETEs too.
+func TestGzipHeaderOnEmptyBody(t *testing.T) {
+	org, err := fakeorg.New(fakeorg.Config{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(org)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/services/data/v63.0/query/?q=SELECT+Id+FROM+Account", nil)
+	req.Header.Set("Authorization", "Bearer "+org.IssueAccessToken())
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET with Content-Encoding: gzip and no body: status %d, want 200", resp.StatusCode)
+	}
 }

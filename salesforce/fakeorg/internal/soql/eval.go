@@ -56,6 +56,9 @@ func (q *Query) match(e Expr, get func(string) any) bool {
 		return matchOne(q.kindFor(e.Field, e.Value), get(e.Field), e.Op, e.Value)
 	case *InExpr:
 		v := get(e.Field)
+		if e.Not && v == nil && q.kindFor(e.Field, Value{}) != KindBool {
+			return false // NOT IN excludes null rows, unlike !=
+		}
 		for _, lit := range e.Values {
 			k := q.kindFor(e.Field, lit)
 			if e.Not && !matchOne(k, v, OpNe, lit) {
@@ -109,7 +112,9 @@ func matchOne(k FieldKind, v any, op Op, lit Value) bool {
 		return false
 	}
 	if v == nil {
-		return false
+		// Unlike SQL, SOQL's != keeps rows whose field is null
+		// (NOT IN does not).
+		return op == OpNe
 	}
 	if op == OpLike {
 		s, ok := v.(string)

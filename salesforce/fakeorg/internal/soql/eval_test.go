@@ -90,7 +90,7 @@ func TestMatch(t *testing.T) {
 		{"= null on value", "Source_Id__c = null", record{"Source_Id__c": "x"}, false},
 		{"!= null on value", "Source_Id__c != null", record{"Source_Id__c": "x"}, true},
 		{"!= null on null", "Source_Id__c != null", record{}, false},
-		{"!= value on null", "Name != 'x'", record{}, false},
+		{"!= value on null", "Name != 'x'", record{}, true}, // SOQL's != keeps nulls
 		{"< on null", "AnnualRevenue < 5", record{}, false},
 		{">= on null", "AnnualRevenue >= 5", record{}, false},
 		{"NOT of a comparison on null", "NOT AnnualRevenue < 5", record{}, true},
