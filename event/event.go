@@ -139,7 +139,7 @@ func (e *Event) normalize() error {
 			}
 		}
 		for k := range e.Fields {
-			if k == "" || !fieldNameOK(k) {
+			if k == "" || !ValidFieldName(k) {
 				return fmt.Errorf("%w: field name %q", ErrMalformed, clip(k))
 			}
 			if neverCopied(k) {
@@ -159,9 +159,12 @@ func (e *Event) normalize() error {
 	return nil
 }
 
-// fieldNameOK accepts Salesforce API field names: a letter, then letters,
-// digits and underscores.
-func fieldNameOK(s string) bool {
+// ValidFieldName reports whether s is a Salesforce API field name: a
+// letter, then letters, digits and underscores, at most 80 characters.
+func ValidFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {

@@ -39,7 +39,7 @@ func ParseFields(list string) (Fields, error) {
 	}
 	f := Fields{index: make(map[string]string, len(names))}
 	for _, n := range names {
-		if !fieldNameOK(n) {
+		if !ValidFieldName(n) {
 			return Fields{}, fmt.Errorf("event: -fields: %q is not a field name", clip(n))
 		}
 		if neverCopied(n) {

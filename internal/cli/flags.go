@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"orgsync/event"
 	"orgsync/salesforce"
 )
 
@@ -53,21 +54,7 @@ func NewFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 }
 
 // FieldName reports whether s is a Salesforce API field name.
-func FieldName(s string) bool {
-	if s == "" || len(s) > 80 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-		case i > 0 && (c >= '0' && c <= '9' || c == '_'):
-		default:
-			return false
-		}
-	}
-	return true
-}
+func FieldName(s string) bool { return event.ValidFieldName(s) }
 
 // Logger returns a JSON slog logger at the named level.
 func Logger(w io.Writer, level string) (*slog.Logger, error) {

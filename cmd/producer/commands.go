@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"orgsync/capture"
+	"orgsync/event"
+	"orgsync/internal/app"
+	"orgsync/internal/cli"
+	"orgsync/salesforce"
+)
+
+const usage = `usage:
+  producer poll     [-once] [flags]     capture new Accounts by SOQL polling of the source org
+  producer serve    [flags]             POST /v1/accounts endpoint for a bulk-safe Apex trigger
+  producer publish  [-file F] [flags]   publish NDJSON Account records (stdin by default)
+Run "producer COMMAND -h" for a command's flags.
+`
+
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	var err error
+	switch cmd {
+	case "poll":
+		err = cmdPoll(ctx, args[1:], getenv, stdout, stderr)
+	case "serve":
+		err = cmdServe(ctx, args[1:], getenv, stderr)
+	case "publish":
+		err = cmdPublish(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	return cli.Exit(err, stderr, "producer")
+}
+
+// captureFlags are the flags every capture path shares.
+type captureFlags struct {
+	fields    *string
+	skipField *string
+	logLevel  *string
+}
+
+func addCaptureFlags(fs *flag.FlagSet) captureFlags {
+	return captureFlags{
+		fields: fs.String("fields", "", "comma-separated allow-list of Account fields copied into events (default: "+
+			strings.Join(event.DefaultFields, ",")+")"),
+		skipField: fs.String("skip-field", capture.DefaultSkipField, "records with this field set are orgsync's own writes and are not captured (\"\": capture all)"),
+		logLevel:  fs.String("log-level", "info", "debug, info, warn or error"),
+	}
+}
+
+func (c captureFlags) parse() (event.Fields, error) {
+	f, err := event.ParseFields(*c.fields)
+	if err != nil {
+		return f, cli.Usagef("%v", err)
+	}
+	if *c.skipField != "" && !cli.FieldName(*c.skipField) {
+		return f, cli.Usagef("-skip-field %q is not a field name", *c.skipField)
+	}
+	return f, nil
+}
+
+func sourceOrgID(v string, required bool) (string, error) {
+	if v == "" {
+		if required {
+			return "", cli.Usagef("-source-org-id is required (the source org's 00D… Organization ID; it is part of every event's dedup key)")
+		}
+		return "", nil
+	}
+	id, err := salesforce.NormalizeIDWithPrefix(v, salesforce.PrefixOrganization)
+	if err != nil {
+		return "", cli.Usagef("-source-org-id: %v", err)
+	}
+	return id, nil
+}
+
+func cmdPoll(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("producer poll", stderr)
+	nf := cli.AddNATSFlags(fs)
+	org := cli.AddOrgFlags(fs, "source")
+	cf := addCaptureFlags(fs)
+	interval := fs.Duration("interval", capture.DefaultInterval, "pause between two polls")
+	overlap := fs.Duration("overlap", capture.DefaultOverlap, "how far behind the checkpoint each poll reads again (rows committed late by long transactions)")
+	pageLimit := fs.Int("page-limit", capture.DefaultPageLimit, "LIMIT of one keyset query (1..2000)")
+	budget := fs.Float64("api-budget", capture.DefaultAPIBudget, "share of the source's daily API limit the poller may use before it holds back")
+	rateLimit := fs.Float64("rate-limit", capture.DefaultRateLimit, "source calls per second (negative: no cap)")
+	srcOrg := fs.String("source-org-id", "", "the source org's ID, only needed when the token has no identity URL (-source-access-token)")
+	dataDir := fs.String("data-dir", "data", "directory of the producer's checkpoint file (producer.db)")
+	once := fs.Bool("once", false, "catch up and exit (backfill)")
+	metricsAddr := fs.String("metrics-addr", "", "address for /metrics, /healthz and /readyz (off when empty)")
+	if err := cli.Parse(fs, args, getenv, "once"); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("producer poll takes no arguments, got %q", fs.Args())
+	}
+	fields, err := cf.parse()
+	if err != nil {
+		return err
+	}
+	switch {
+	case *interval <= 0:
+		return cli.Usagef("-interval must be positive")
+	case *overlap < 0:
+		return cli.Usagef("-overlap must not be negative")
+	case *pageLimit < 1 || *pageLimit > 2000:
+		return cli.Usagef("-page-limit must be in 1..2000")
+	case *budget <= 0 || *budget > 1:
+		return cli.Usagef("-api-budget must be in (0, 1]")
+	case *rateLimit == 0:
+		return cli.Usagef("-rate-limit must not be 0 (negative: no cap)")
+	}
+	orgID, err := sourceOrgID(*srcOrg, false)
+	if err != nil {
+		return err
+	}
+	auth, err := org.AuthConfig()
+	if err != nil {
+		return err
+	}
+	natsOpts, err := nf.Options()
+	if err != nil {
+		return err
+	}
+	log, err := cli.Logger(stderr, *cf.logLevel)
+	if err != nil {
+		return err
+	}
+	ov := *overlap
+	if ov == 0 {
+		ov = -1 // no overlap rather than the default
+	}
+	st, err := app.RunPoller(ctx, app.PollerConfig{
+		NATS:       app.NATSConfig{URL: nf.URL, Options: natsOpts},
+		Source:     auth,
+		APIVersion: org.APIVersion,
+		Poll: capture.PollerConfig{
+			SourceOrg: orgID, Fields: fields, Interval: *interval, Overlap: ov, SkipField: *cf.skipField,
+			PageLimit: *pageLimit, APIBudget: *budget, RateLimit: *rateLimit,
+		},
+		DataDir:     *dataDir,
+		Once:        *once,
+		MetricsAddr: *metricsAddr,
+		Logger:      log,
+	})
+	if *once {
+		printStats(stdout, st)
+	}
+	return err
+}
+
+func cmdServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := cli.NewFlagSet("producer serve", stderr)
+	nf := cli.AddNATSFlags(fs)
+	cf := addCaptureFlags(fs)
+	listen := fs.String("listen", app.DefaultListen, "address of the ingest endpoint (POST /v1/accounts, /healthz, /readyz, /metrics)")
+	token := fs.String("ingest-token", "", "bearer token the Apex caller must send (prefer ORGSYNC_INGEST_TOKEN)")
+	srcOrg := fs.String("source-org-id", "", "the source org's 00D… ID (part of every event's dedup key)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate file; with -tls-key the endpoint serves HTTPS")
+	tlsKey := fs.String("tls-key", "", "PEM private key file of -tls-cert")
+	metricsAddr := fs.String("metrics-addr", "", "a separate address for /metrics, /healthz and /readyz (off when empty)")
+	if err := cli.Parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("producer serve takes no arguments, got %q", fs.Args())
+	}
+	fields, err := cf.parse()
+	if err != nil {
+		return err
+	}
+	orgID, err := sourceOrgID(*srcOrg, true)
+	if err != nil {
+		return err
+	}
+	if *token == "" {
+		return cli.Usagef("-ingest-token (or ORGSYNC_INGEST_TOKEN) is required")
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return cli.Usagef("-tls-cert and -tls-key go together")
+	}
+	natsOpts, err := nf.Options()
+	if err != nil {
+		return err
+	}
+	log, err := cli.Logger(stderr, *cf.logLevel)
+	if err != nil {
+		return err
+	}
+	return app.RunServe(ctx, app.ServeConfig{
+		NATS:        app.NATSConfig{URL: nf.URL, Options: natsOpts},
+		Ingest:      capture.IngestConfig{SourceOrg: orgID, Token: *token, Fields: fields, SkipField: *cf.skipField},
+		Listen:      *listen,
+		TLSCert:     *tlsCert,
+		TLSKey:      *tlsKey,
+		MetricsAddr: *metricsAddr,
+		Logger:      log,
+	})
+}
+
+func cmdPublish(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("producer publish", stderr)
+	nf := cli.AddNATSFlags(fs)
+	cf := addCaptureFlags(fs)
+	srcOrg := fs.String("source-org-id", "", "the source org's 00D… ID (part of every event's dedup key)")
+	file := fs.String("file", "", "NDJSON file, one Account record per line (default: stdin)")
+	if err := cli.Parse(fs, args, getenv, "file"); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("producer publish takes no arguments, got %q", fs.Args())
+	}
+	fields, err := cf.parse()
+	if err != nil {
+		return err
+	}
+	orgID, err := sourceOrgID(*srcOrg, true)
+	if err != nil {
+		return err
+	}
+	natsOpts, err := nf.Options()
+	if err != nil {
+		return err
+	}
+	log, err := cli.Logger(stderr, *cf.logLevel)
+	if err != nil {
+		return err
+	}
+	in := stdin
+	if *file != "" && *file != "-" {
+		f, err := os.Open(*file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	st, err := app.RunPublish(ctx, app.PublishConfig{
+		NATS:   app.NATSConfig{URL: nf.URL, Options: natsOpts},
+		NDJSON: capture.NDJSONConfig{SourceOrg: orgID, Fields: fields, SkipField: *cf.skipField},
+		Input:  in,
+		Logger: log,
+	})
+	printStats(stdout, st)
+	var bad *capture.BadLinesError
+	if errors.As(err, &bad) {
+		for _, l := range bad.Lines {
+			fmt.Fprintf(stderr, "producer: %s\n", l)
+		}
+		return fmt.Errorf("%d bad line(s); every good line was published", len(bad.Lines))
+	}
+	return err
+}
+
+func printStats(w io.Writer, st capture.Stats) {
+	fmt.Fprintf(w, "read %d, published %d, duplicates %d, skipped %d, bad %d\n",
+		st.Read, st.Published, st.Duplicates, st.Skipped, st.Bad)
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"orgsync/queue"
+	"orgsync/salesforce"
+	"orgsync/salesforce/fakeorg"
+)
+
+func natsServer(t *testing.T) (*queue.Embedded, string) {
+	t.Helper()
+	emb, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: t.TempDir(), Listen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	return emb, emb.ClientURL()
+}
+
+func streamMsgs(t *testing.T, emb *queue.Embedded) uint64 {
+	t.Helper()
+	nc, err := emb.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), queue.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func runCmd(t *testing.T, args []string, getenv func(string) string, stdin string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, getenv, strings.NewReader(stdin), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func acct(i int) string { return salesforce.ID18(fmt.Sprintf("001000000%06d", i)) }
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantCode int
+		wantErr  string
+	}{
+		{name: "no command", args: nil, wantCode: 2, wantErr: "usage"},
+		{name: "unknown command", args: []string{"nope"}, wantCode: 2, wantErr: "usage"},
+		{name: "help", args: []string{"-h"}, wantCode: 0},
+		{name: "serve without org", args: []string{"serve", "-ingest-token", "x"}, wantCode: 2, wantErr: "-source-org-id is required"},
+		{name: "serve without token", args: []string{"serve", "-source-org-id", "00D000000000ABC"}, wantCode: 2, wantErr: "-ingest-token"},
+		{name: "serve tls cert alone", args: []string{"serve", "-source-org-id", "00D000000000ABC", "-ingest-token", "x", "-tls-cert", "c.pem"}, wantCode: 2, wantErr: "go together"},
+		{name: "publish bad org", args: []string{"publish", "-source-org-id", "001000000000001"}, wantCode: 2, wantErr: "-source-org-id"},
+		{name: "publish bad org from env", args: []string{"publish"}, env: map[string]string{"ORGSYNC_SOURCE_ORG_ID": "nope"}, wantCode: 2, wantErr: "-source-org-id"},
+		{name: "bad fields", args: []string{"publish", "-source-org-id", "00D000000000ABC", "-fields", "Name,OwnerId"}, wantCode: 2, wantErr: "OwnerId"},
+		{name: "poll without credentials", args: []string{"poll", "-source-url", "https://x.my.salesforce.com"}, wantCode: 2, wantErr: "no credentials"},
+		{name: "poll bad budget", args: []string{"poll", "-api-budget", "2"}, wantCode: 2, wantErr: "-api-budget"},
+		{name: "poll arguments", args: []string{"poll", "extra"}, wantCode: 2, wantErr: "no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, tt.args, env(tt.env), "")
+			if code != tt.wantCode {
+				t.Errorf("got exit %d (%s), want %d", code, stderr, tt.wantCode)
+			}
+			if !strings.Contains(stderr, tt.wantErr) {
+				t.Errorf("got stderr %q, want it to contain %q", stderr, tt.wantErr)
+			}
+		})
+	}
+}
+
+// Ensure that publish reports counts, names bad lines, exits non-zero after
+// publishing the good ones, and that -file reads no environment.
+func TestPublish(t *testing.T) {
+	emb, url := natsServer(t)
+	lines := `{"Id":"` + acct(1) + `","Name":"One"}` + "\n" +
+		`{"Id":"bad"}` + "\n" +
+		`{"Id":"` + acct(2) + `","Name":"Two"}` + "\n"
+	file := filepath.Join(t.TempDir(), "accounts.ndjson")
+	if err := os.WriteFile(file, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCmd(t, []string{"publish", "-nats-url", url, "-source-org-id", "00D000000000ABC", "-file", file},
+		env(nil), "")
+	if code != 1 {
+		t.Errorf("got exit %d, want 1", code)
+	}
+	if want := "read 3, published 2, duplicates 0, skipped 0, bad 1"; !strings.Contains(stdout, want) {
+		t.Errorf("got stdout %q, want %q", stdout, want)
+	}
+	if !strings.Contains(stderr, "line 2:") {
+		t.Errorf("got stderr %q, want the bad line's number", stderr)
+	}
+	if n := streamMsgs(t, emb); n != 2 {
+		t.Errorf("got %d messages, want 2", n)
+	}
+
+	// stdin, with the configuration from the environment; ORGSYNC_FILE is
+	// not read (-file is a one-shot option).
+	code, stdout, stderr = runCmd(t, []string{"publish"}, env(map[string]string{
+		"ORGSYNC_NATS_URL": url, "ORGSYNC_SOURCE_ORG_ID": "00D000000000ABC", "ORGSYNC_FILE": "/does/not/exist",
+	}), `{"Id":"`+acct(3)+`","Name":"Three"}`+"\n")
+	if code != 0 {
+		t.Errorf("got exit %d (%s), want 0", code, stderr)
+	}
+	if want := "published 1"; !strings.Contains(stdout, want) {
+		t.Errorf("got stdout %q, want %q", stdout, want)
+	}
+}
+
+// Ensure that poll -once backfills and exits, and that a second run
+// publishes nothing new.
+func TestPollOnce(t *testing.T) {
+	emb, url := natsServer(t)
+	org, err := fakeorg.New(fakeorg.Config{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(org)
+	t.Cleanup(srv.Close)
+	for i := range 25 {
+		if _, err := org.InsertAccount(fakeorg.Record{"Name": fmt.Sprintf("Acme %d", i)}, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	args := []string{"poll", "-nats-url", url, "-source-url", srv.URL, "-source-client-id", "demo",
+		"-data-dir", dir, "-once", "-log-level", "error"}
+	getenv := env(map[string]string{"ORGSYNC_SOURCE_CLIENT_SECRET": "demo-secret"})
+	code, stdout, stderr := runCmd(t, args, getenv, "")
+	if code != 0 {
+		t.Fatalf("got exit %d (%s), want 0", code, stderr)
+	}
+	if !strings.Contains(stdout, "published 25") {
+		t.Errorf("got stdout %q, want published 25", stdout)
+	}
+	if strings.Contains(stderr, "demo-secret") {
+		t.Error("stderr shows the client secret")
+	}
+	code, stdout, _ = runCmd(t, args, getenv, "")
+	if code != 0 || !strings.Contains(stdout, "published 0") {
+		t.Errorf("second run: got exit %d, %q; want 0 and published 0", code, stdout)
+	}
+	if n := streamMsgs(t, emb); n != 25 {
+		t.Errorf("got %d messages, want 25", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "producer.db")); err != nil {
+		t.Error(err)
+	}
+}
