@@ -115,6 +115,19 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) {
 	if len(created) > 0 {
 		created = w.skipKnown(ctx, created)
 	}
+	if w.cfg.Mode == ModeUpsert {
+		// Links are records of the same upsert call, except a link whose
+		// child is created in this batch: it follows in a second call.
+		var later []*group
+		for _, g := range links {
+			if byID[g.sourceID] != nil {
+				later = append(later, g)
+			} else {
+				created = append(created, g)
+			}
+		}
+		links = later
+	}
 	if len(created) > 0 {
 		w.writeAndSettle(ctx, created, w.writeCreated)
 	}

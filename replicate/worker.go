@@ -198,6 +198,7 @@ type Worker struct {
 	calls   chan struct{} // semaphore of concurrent target calls
 
 	lastErr lastErrors // last error per stream sequence, for MAX_DELIVERIES
+	fetchMu sync.Mutex // one fetch in flight at a time
 
 	bg       context.Context // Run's context, for the probe loop
 	probes   sync.WaitGroup
@@ -265,7 +266,12 @@ func (w *Worker) Ready() error {
 func (w *Worker) loop(ctx context.Context) error {
 	fails := 0
 	for ctx.Err() == nil {
+		// One fetch at a time per worker: pull requests waiting side by
+		// side would share the arriving events and each return a part of a
+		// batch. Processing still overlaps, -concurrency batches at once.
+		w.fetchMu.Lock()
 		msgs, err := w.cfg.Consumer.Fetch(ctx, w.cfg.Batch, w.cfg.Linger)
+		w.fetchMu.Unlock()
 		if err != nil && len(msgs) == 0 {
 			if ctx.Err() != nil {
 				return nil

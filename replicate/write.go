@@ -89,9 +89,22 @@ func (w *Worker) writeCreated(ctx context.Context, gs []*group) ([]outcome, erro
 // target is written again without the parent, and a link event follows.
 func (w *Worker) upsertMany(ctx context.Context, gs []*group) ([]outcome, error) {
 	ext := w.cfg.ExternalIDField
+	inBatch := make(map[string]bool, len(gs))
+	for _, g := range gs {
+		inBatch[g.sourceID] = true
+	}
 	recs := make([]salesforce.Record, len(gs))
+	sameCall := make([]bool, len(gs))
 	for i, g := range gs {
-		recs[i] = w.record(g.ev, true)
+		// A parent written in this same call cannot be referenced by it
+		// (references resolve before the records are saved): the child goes
+		// without it and a link event follows.
+		if g.ev.Type == event.TypeAccountLink {
+			recs[i] = salesforce.Record{ext: g.sourceID, "Parent": map[string]any{ext: g.ev.ParentID}}
+			continue
+		}
+		sameCall[i] = inBatch[g.ev.ParentSourceID()]
+		recs[i] = w.record(g.ev, !sameCall[i])
 	}
 	res, err := w.cfg.Target.UpsertMany(ctx, sobject, ext, recs, false)
 	if err != nil {
@@ -103,11 +116,20 @@ func (w *Worker) upsertMany(ctx context.Context, gs []*group) ([]outcome, error)
 	outs := make([]outcome, len(gs))
 	var orphans []int
 	for i, r := range res {
+		isLink := gs[i].ev.Type == event.TypeAccountLink
 		if r.Success {
-			outs[i] = ok(r.ID)
+			if isLink {
+				outs[i] = ok("") // the record's mapping is unchanged
+			} else {
+				outs[i] = outcome{targetID: r.ID, parentDeferred: sameCall[i]}
+			}
 			continue
 		}
 		re := r.Err()
+		if _, _, missing := salesforce.MissingParent(re); missing && isLink {
+			outs[i] = w.parentMissing(gs[i], re.Message)
+			continue
+		}
 		if _, _, missing := salesforce.MissingParent(re); missing && gs[i].ev.ParentSourceID() != "" {
 			orphans = append(orphans, i)
 			continue
@@ -296,37 +318,13 @@ func isLock(msg string) bool {
 	return strings.Contains(msg, "UNABLE_TO_LOCK_ROW") || strings.Contains(msg, "unable to obtain exclusive access")
 }
 
-// writeLinks sets the parent of records written before their parent.
+// writeLinks sets the parent of records written before their parent: in
+// upsert mode a link is an upsert of the child with its parent reference.
 func (w *Worker) writeLinks(ctx context.Context, gs []*group) ([]outcome, error) {
 	if w.cfg.Mode == ModeCreate {
 		return w.linkByTargetID(ctx, gs)
 	}
-	ext := w.cfg.ExternalIDField
-	recs := make([]salesforce.Record, len(gs))
-	for i, g := range gs {
-		recs[i] = salesforce.Record{ext: g.sourceID, "Parent": map[string]any{ext: g.ev.ParentID}}
-	}
-	res, err := w.cfg.Target.UpsertMany(ctx, sobject, ext, recs, false)
-	if err != nil {
-		return nil, err
-	}
-	if len(res) != len(gs) {
-		return nil, fmt.Errorf("replicate: target answered %d results for %d records", len(res), len(gs))
-	}
-	outs := make([]outcome, len(gs))
-	for i, r := range res {
-		if r.Success {
-			outs[i] = ok("") // the record's mapping is unchanged
-			continue
-		}
-		re := r.Err()
-		if _, _, missing := salesforce.MissingParent(re); missing {
-			outs[i] = w.parentMissing(gs[i], re.Message)
-			continue
-		}
-		outs[i] = failure(re, ext)
-	}
-	return outs, nil
+	return w.upsertMany(ctx, gs)
 }
 
 // parentMissing is the outcome of a link whose parent is still not in the

@@ -1,0 +1,26 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRun(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(t.Context(), []string{"-accounts", "120", "-workers", "2", "-latency", "1ms"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "all 120 source Accounts are in the target exactly once") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{{"-accounts", "0"}, {"-fail-rate", "1"}, {"-workers", "x"}, {"extra"}} {
+		var out, errb bytes.Buffer
+		if code := run(t.Context(), args, &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errb.String())
+		}
+	}
+}
