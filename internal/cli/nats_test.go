@@ -1,0 +1,149 @@
+package cli_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+
+	"orgsync/internal/cli"
+)
+
+// pki is a throwaway CA with a server and a client certificate.
+type pki struct {
+	dir                       string
+	caFile, certFile, keyFile string
+	serverCert                tls.Certificate
+	pool                      *x509.CertPool
+}
+
+func newPKI(t *testing.T) *pki {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "orgsync test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(cn string, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der, key
+	}
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := &pki{dir: dir, pool: x509.NewCertPool()}
+	p.pool.AddCert(ca)
+	p.caFile = write("ca.pem", "CERTIFICATE", caDER)
+	sDER, sKey := issue("127.0.0.1", x509.ExtKeyUsageServerAuth)
+	p.serverCert = tls.Certificate{Certificate: [][]byte{sDER}, PrivateKey: sKey}
+	cDER, cKey := issue("orgsync-worker", x509.ExtKeyUsageClientAuth)
+	p.certFile = write("client.pem", "CERTIFICATE", cDER)
+	keyDER, _ := x509.MarshalECPrivateKey(cKey)
+	p.keyFile = write("client-key.pem", "EC PRIVATE KEY", keyDER)
+	return p
+}
+
+// A NATS server that requires TLS with a client certificate and an nkey
+// user accepts exactly the connections the -nats-* flags configure fully.
+func TestNATSFlagsTLSAndNkey(t *testing.T) {
+	p := newPKI(t)
+	user, _ := nkeys.CreateUser()
+	pub, _ := user.PublicKey()
+	seed, _ := user.Seed()
+	seedFile := filepath.Join(p.dir, "user.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		TLS: true, TLSVerify: true, TLSTimeout: 2,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{p.serverCert}, ClientCAs: p.pool,
+			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12},
+		Nkeys: []*server.NkeyUser{{Nkey: pub}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	url := "tls://" + ns.Addr().String()
+
+	tests := []struct {
+		name    string
+		flags   cli.NATSFlags
+		wantErr string
+	}{
+		{name: "all set", flags: cli.NATSFlags{URL: url, TLSCA: p.caFile, TLSCert: p.certFile, TLSKey: p.keyFile, NKey: seedFile}},
+		{name: "no nkey", flags: cli.NATSFlags{URL: url, TLSCA: p.caFile, TLSCert: p.certFile, TLSKey: p.keyFile}, wantErr: "authorization"},
+		{name: "no client cert", flags: cli.NATSFlags{URL: url, TLSCA: p.caFile, NKey: seedFile}, wantErr: "tls"},
+		{name: "server not trusted", flags: cli.NATSFlags{URL: url, TLSCert: p.certFile, TLSKey: p.keyFile, NKey: seedFile}, wantErr: "certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, err := tt.flags.Options()
+			if err != nil {
+				t.Fatal(err)
+			}
+			nc, err := cli.ConnectNATS(tt.flags.URL, "test", opts)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("connect: %v", err)
+				}
+				nc.Close()
+				return
+			}
+			if err == nil {
+				nc.Close()
+				t.Fatal("connected, want a refusal")
+			}
+			if !strings.Contains(strings.ToLower(err.Error()), tt.wantErr) {
+				t.Errorf("error %q does not mention %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), string(seed)) {
+				t.Error("the error contains the nkey seed")
+			}
+		})
+	}
+}
+
+func TestNATSFlagsUsage(t *testing.T) {
+	if _, err := (&cli.NATSFlags{TLSCert: "a"}).Options(); err == nil {
+		t.Error("-nats-tls-cert without -nats-tls-key accepted")
+	}
+	if _, err := (&cli.NATSFlags{NKey: filepath.Join(t.TempDir(), "missing")}).Options(); err == nil {
+		t.Error("a missing nkey seed file accepted")
+	}
+}
