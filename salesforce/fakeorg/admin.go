@@ -40,8 +40,9 @@ func (o *Org) Stats() Stats {
 	}
 }
 
-// Reset deletes every record and open query cursor and zeroes the call
-// counters and the daily API usage. Settings and tokens stay.
+// Reset deletes every record, open query cursor and Bulk job and zeroes the
+// call counters and the daily API and Bulk batch usage. Settings and tokens
+// stay.
 func (o *Org) Reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -50,6 +51,14 @@ func (o *Org) Reset() {
 	o.extIndex = make(map[string][]string)
 	o.locators = make(map[string]*locator)
 	o.locOrder = nil
+	for _, j := range o.jobs {
+		if j.state == jobUploadComplete {
+			j.state = jobAborted // stops its processing
+		}
+	}
+	o.jobs = make(map[string]*bulkJob)
+	o.jobOrder = nil
+	o.bulkBatches = 0
 	o.apiUsed, o.apiCalls = 0, 0
 	o.byRoute = make(map[string]int)
 }

@@ -39,6 +39,10 @@
 //	PATCH /composite/sobjects/Account/{field}    collections upsert
 //	GET /query, GET /queryAll
 //	GET /query/{locator}, GET /queryAll/{locator}
+//	GET|POST /jobs/ingest                        Bulk API 2.0: list | create a job
+//	GET|PATCH|DELETE /jobs/ingest/{id}           job info | close or abort | delete
+//	PUT /jobs/ingest/{id}/batches                upload the job's CSV
+//	GET /jobs/ingest/{id}/successfulResults      (and /failedResults, /unprocessedrecords)
 //	POST /apexrest/arrify/v1/accounts            (the Apex REST path, kept whole)
 //
 // Paths that match no resource count as "METHOD /{unknown}" (or
@@ -64,6 +68,24 @@
 // (bad JSON, a value of the wrong type, an unknown field, a missing
 // attributes.type, more than 200 records) and otherwise answer 200 with one
 // result per record, rolling everything back under allOrNone.
+//
+// Bulk API 2.0 ingest jobs (insert, update, upsert, delete of Account; CSV
+// with any of the six column delimiters and LF or CRLF) go Open → (one PUT
+// of at most 100 MB) → UploadComplete → InProgress → JobComplete, or Failed
+// with errorMessage when the CSV cannot be read or names an unknown column
+// ("InvalidBatch : Field name not found : X"), or Aborted. Processing runs
+// in a goroutine after the close, in 200-record chunks, each record through
+// the same validation, upsert logic, lock faults and within-call duplicate
+// external ID check as sObject Collections (the whole job is "the call").
+// In the CSV an empty value leaves a field alone, #N/A sets it to null and
+// a Parent.<external ID field> column references the parent. The job stays
+// InProgress for Config.BulkProcessingDelay after its close. Results are CSV
+// with "sf__Id","sf__Created" or "sf__Id","sf__Error" ahead of the uploaded
+// columns, errors formatted "CODE:message:Field --" ("CODE:message:--"
+// without fields), in upload order; Salesforce does not guarantee any
+// order, so clients must match rows by a key column. Every Bulk call is one
+// API call; each started 10,000 records of a job count as one
+// DailyBulkApiBatches batch.
 //
 // Fault injection (Config and PUT /_fake/config): Latency on every REST
 // call; FailRate, the chance that a REST call fails whole with 503
@@ -96,4 +118,13 @@
 //     names the record, and an update keeps the stored spelling.
 //   - userinfo and the identity URL answer 403 "Bad_OAuth_Token" (text) to a
 //     bad token.
+//   - Bulk: an unknown or malformed job ID is 404 NOT_FOUND; a PUT to a job
+//     that is not Open, a close of a job that is not Open, an abort of a
+//     finished job, a DELETE of a job still Open or InProgress and a results
+//     GET before the job finished are 400 INVALIDJOBSTATE (Salesforce
+//     documents the code for job updates); an upload whose Content-Type is
+//     not text/csv is 400 INVALIDCONTENTTYPE; hardDelete is refused with
+//     400 INVALIDJOB; the list of jobs is one page. A row whose value does
+//     not convert fails with INVALID_TYPE_ON_FIELD_IN_RECORD, several fields
+//     of an sf__Error are joined with ", ".
 package fakeorg

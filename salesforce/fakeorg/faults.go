@@ -13,8 +13,8 @@ import (
 // ConfigPatch changes the live settings of an Org; nil fields are left
 // alone. It is what PUT /_fake/config decodes, with JSON names latency
 // ("20ms"), fail_rate, lock_rate, token_ttl ("4s"), reject_name (a regular
-// expression; "" lifts the rule), daily_api_limit, page_size and
-// redirect_hosts.
+// expression; "" lifts the rule), daily_api_limit, page_size,
+// redirect_hosts and bulk_processing_delay ("2s").
 type ConfigPatch struct {
 	Latency       *time.Duration
 	FailRate      *float64
@@ -26,6 +26,8 @@ type ConfigPatch struct {
 	// RedirectHosts replaces the old-host redirects when non-nil (an empty
 	// map removes them).
 	RedirectHosts map[string]string
+	// BulkProcessingDelay applies to Bulk jobs closed from then on.
+	BulkProcessingDelay *time.Duration
 }
 
 // configJSON is the wire form of the live settings.
@@ -38,6 +40,7 @@ type configJSON struct {
 	DailyAPILimit *int              `json:"daily_api_limit,omitempty"`
 	PageSize      *int              `json:"page_size,omitempty"`
 	RedirectHosts map[string]string `json:"redirect_hosts,omitempty"`
+	BulkDelay     *string           `json:"bulk_processing_delay,omitempty"`
 }
 
 // UnmarshalJSON reads the PUT /_fake/config body; unknown keys are errors.
@@ -66,6 +69,9 @@ func (p *ConfigPatch) UnmarshalJSON(b []byte) error {
 	if out.TokenTTL, err = parse("token_ttl", c.TokenTTL); err != nil {
 		return err
 	}
+	if out.BulkProcessingDelay, err = parse("bulk_processing_delay", c.BulkDelay); err != nil {
+		return err
+	}
 	out.FailRate, out.LockRate, out.RejectName = c.FailRate, c.LockRate, c.RejectName
 	out.DailyAPILimit, out.PageSize, out.RedirectHosts = c.DailyAPILimit, c.PageSize, c.RedirectHosts
 	*p = out
@@ -84,6 +90,9 @@ func (o *Org) Configure(p ConfigPatch) error {
 	rate("lock_rate", p.LockRate)
 	if p.Latency != nil && *p.Latency < 0 {
 		errs = append(errs, fmt.Errorf("latency %v is negative", *p.Latency))
+	}
+	if p.BulkProcessingDelay != nil && *p.BulkProcessingDelay < 0 {
+		errs = append(errs, fmt.Errorf("bulk_processing_delay %v is negative", *p.BulkProcessingDelay))
 	}
 	if p.TokenTTL != nil && *p.TokenTTL < 0 {
 		errs = append(errs, fmt.Errorf("token_ttl %v is negative", *p.TokenTTL))
@@ -124,6 +133,9 @@ func (o *Org) Configure(p ConfigPatch) error {
 	if p.TokenTTL != nil {
 		l.tokenTTL = *p.TokenTTL
 	}
+	if p.BulkProcessingDelay != nil {
+		l.bulkDelay = *p.BulkProcessingDelay
+	}
 	if p.DailyAPILimit != nil {
 		l.dailyLimit = *p.DailyAPILimit
 	}
@@ -154,7 +166,7 @@ func (o *Org) currentConfig() map[string]any {
 	return map[string]any{
 		"latency": l.latency.String(), "fail_rate": l.failRate, "lock_rate": l.lockRate,
 		"token_ttl": l.tokenTTL.String(), "reject_name": l.rejectName, "daily_api_limit": l.dailyLimit,
-		"page_size": l.pageSize, "redirect_hosts": hosts,
+		"page_size": l.pageSize, "redirect_hosts": hosts, "bulk_processing_delay": l.bulkDelay.String(),
 		"org_id": o.orgID, "external_id_field": o.schema.extID.Name,
 	}
 }

@@ -65,6 +65,11 @@ type Config struct {
 	LockRate float64
 	// TokenTTL is the lifetime of access tokens; 0 means they never expire.
 	TokenTTL time.Duration
+	// BulkProcessingDelay is how long a closed Bulk API 2.0 ingest job stays
+	// InProgress (measured on Now) before it answers JobComplete, so that
+	// clients' polling can be exercised; 0 means it completes as soon as its
+	// records are processed.
+	BulkProcessingDelay time.Duration
 	// DailyAPILimit is the daily API request allocation (default 100000).
 	DailyAPILimit int
 	// RejectName is a regular expression; an Account whose Name matches it
@@ -117,9 +122,14 @@ type Org struct {
 	refresh  map[string]*refreshToken
 	locators map[string]*locator
 	locOrder []string
-	apiUsed  int
-	apiCalls int
-	byRoute  map[string]int
+	jobs     map[string]*bulkJob // Bulk API 2.0 ingest jobs by 18-character ID
+	jobOrder []string
+	// bulkBatches counts internal Bulk batches (10,000 records each)
+	// against DailyBulkApiBatches.
+	bulkBatches int
+	apiUsed     int
+	apiCalls    int
+	byRoute     map[string]int
 }
 
 // liveConfig holds the settings PUT /_fake/config may change.
@@ -133,6 +143,7 @@ type liveConfig struct {
 	rejectName    string
 	rejectRE      *regexp.Regexp
 	redirectHosts map[string]string
+	bulkDelay     time.Duration
 }
 
 var customFieldName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*__c$`)
@@ -178,6 +189,7 @@ func New(cfg Config) (*Org, error) {
 		tokens:       make(map[string]*accessToken),
 		refresh:      make(map[string]*refreshToken),
 		locators:     make(map[string]*locator),
+		jobs:         make(map[string]*bulkJob),
 		byRoute:      make(map[string]int),
 	}
 	if o.log == nil {
@@ -208,6 +220,7 @@ func New(cfg Config) (*Org, error) {
 	patch := ConfigPatch{
 		Latency: &cfg.Latency, FailRate: &cfg.FailRate, LockRate: &cfg.LockRate,
 		TokenTTL: &cfg.TokenTTL, RejectName: &cfg.RejectName, RedirectHosts: cfg.RedirectHosts,
+		BulkProcessingDelay: &cfg.BulkProcessingDelay,
 	}
 	if cfg.DailyAPILimit != 0 {
 		patch.DailyAPILimit = &cfg.DailyAPILimit

@@ -136,7 +136,7 @@ func (o *Org) serveREST(w http.ResponseWriter, r *http.Request) {
 		sort.Strings(names)
 		writeErrors(w, http.StatusMethodNotAllowed, errMethod(r.Method, strings.Join(names, ",")))
 	default:
-		if err := limitBody(w, r); err != nil {
+		if err := limitBodyN(w, r, bodyLimit(c.route)); err != nil {
 			writeErrors(w, http.StatusBadRequest, err)
 			return
 		}
@@ -147,7 +147,12 @@ func (o *Org) serveREST(w http.ResponseWriter, r *http.Request) {
 // limitBody bounds the request body and undoes a gzip Content-Encoding
 // (go-salesforce can compress request bodies).
 func limitBody(w http.ResponseWriter, r *http.Request) *Error {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	return limitBodyN(w, r, maxBodyBytes)
+}
+
+// limitBodyN is limitBody with a given bound.
+func limitBodyN(w http.ResponseWriter, r *http.Request, limit int64) *Error {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	if !strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
 		return nil
 	}
@@ -162,7 +167,7 @@ func limitBody(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return jsonParserError("The request body is not valid gzip data")
 	}
-	r.Body = http.MaxBytesReader(w, zr, maxBodyBytes)
+	r.Body = http.MaxBytesReader(w, zr, limit)
 	return nil
 }
 
@@ -179,6 +184,8 @@ func (o *Org) routeREST(segs []string) (tmpl string, methods map[string]handler,
 	switch {
 	case n == 0:
 		return "/", map[string]handler{http.MethodGet: o.handleResources}, false
+	case segs[0] == "jobs":
+		return o.routeJobs(segs)
 	case segs[0] == "limits" && n == 1:
 		return "/limits", map[string]handler{http.MethodGet: o.handleLimits}, true
 	case segs[0] == "sobjects" && n == 1:
