@@ -64,7 +64,7 @@ func ok(targetID string) outcome { return outcome{targetID: targetID} }
 // process handles one fetched batch. It never returns an error: every
 // message ends acked, nak'ed or dead-lettered (or, when NATS itself is gone,
 // left to be redelivered after the ack wait).
-func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) {
+func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg, bulk bool) {
 	now := time.Now()
 	w.cfg.Metrics.batch(len(msgs))
 	var created, links []*group
@@ -129,7 +129,11 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) {
 		links = later
 	}
 	if len(created) > 0 {
-		w.writeAndSettle(ctx, created, w.writeCreated)
+		write := w.writeCreated
+		if bulk && len(created) > salesforce.MaxCollection {
+			write = w.writeBulk
+		}
+		w.writeAndSettle(ctx, created, write)
 	}
 	if len(links) > 0 {
 		w.writeAndSettle(ctx, links, w.writeLinks)

@@ -144,6 +144,7 @@ func (w *Worker) watch(ctx context.Context) {
 		}
 		if b, err := w.cfg.Queue.Backlog(ctx); err == nil {
 			w.cfg.Metrics.backlog(b)
+			w.observeBacklog(b.Pending)
 		}
 	}
 }

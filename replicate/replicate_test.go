@@ -453,3 +453,81 @@ func TestApexRESTMode(t *testing.T) {
 		t.Errorf("dead letters = %v", codes)
 	}
 }
+
+// Under a large backlog the worker writes Bulk API 2.0 jobs, with the
+// same exactness as collections: rejected records dead-lettered with their
+// code, locked ones retried, children linked, everything else once.
+func TestBulkModeExactness(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{RejectName: "^Reject", LockRate: 0.02}, queue.Config{})
+	ns := names("Bulk", 3000)
+	for i := 0; i < len(ns); i += 100 {
+		ns[i] = "Reject " + ns[i]
+	}
+	h.publish(0, ns...)
+	// Children of records in the same backlog, and of one that arrives later.
+	for i := range 30 {
+		h.publishEvent(h.created(sourceID(5000+i), "Child "+string(rune('A'+i%26)), sourceID(1+i*7)), "")
+	}
+	late := h.created(sourceID(9000), "Late child", sourceID(9001))
+	h.publishEvent(late, "")
+	h.startWorker("a", func(c *Config) {
+		c.BulkThreshold = 500
+		c.BulkBatch = 1000
+		c.BulkPoll = 20 * time.Millisecond
+		c.MaxDeliver = 20
+	})
+	h.startWorker("b", func(c *Config) {
+		c.BulkThreshold = 500
+		c.BulkBatch = 1000
+		c.BulkPoll = 20 * time.Millisecond
+		c.MaxDeliver = 20
+	})
+	want := map[string]string{}
+	rejected := map[string]bool{}
+	for i, n := range ns {
+		if strings.HasPrefix(n, "Reject") {
+			rejected[sourceID(i)] = true
+			continue
+		}
+		want[sourceID(i)] = n
+	}
+	for i := range 30 {
+		want[sourceID(5000+i)] = "Child " + string(rune('A'+i%26))
+	}
+	want[sourceID(9000)] = "Late child"
+	h.waitFor("backlog written", 90*time.Second, func() bool { return h.org.Stats().Records["Account"] == len(want) })
+	h.publishEvent(h.created(sourceID(9001), "Late parent", ""), "")
+	want[sourceID(9001)] = "Late parent"
+	h.waitFor("settled and linked", 60*time.Second, func() bool {
+		got := h.targetBySource()
+		c, p := got[sourceID(9000)], got[sourceID(9001)]
+		return h.settled() && len(c) == 1 && len(p) == 1 && c[0]["ParentId"] == p[0]["Id"]
+	})
+	h.assertExactlyOnce(want)
+	got := h.targetBySource()
+	for i := range 30 {
+		c, p := got[sourceID(5000+i)], got[sourceID(1+i*7)]
+		if len(c) != 1 || len(p) != 1 || c[0]["ParentId"] != p[0]["Id"] {
+			t.Errorf("child %d not linked to its parent", i)
+		}
+	}
+	dl := h.dlq()
+	if len(dl) != len(rejected) {
+		t.Errorf("DLQ has %d entries, want %d", len(dl), len(rejected))
+	}
+	for _, e := range dl {
+		if !rejected[e.SourceID] || e.Code != "FIELD_CUSTOM_VALIDATION_EXCEPTION" {
+			t.Errorf("unexpected dead letter %+v", e)
+		}
+	}
+	st := h.org.Stats()
+	jobs := st.ByRoute["POST /jobs/ingest"]
+	collections := st.ByRoute["PATCH /composite/sobjects/Account/{field}"]
+	t.Logf("bulk jobs %d, collections calls %d, API calls %d for %d records", jobs, collections, st.APICalls, len(want))
+	if jobs == 0 {
+		t.Fatal("no bulk job was created")
+	}
+	if st.APICalls > len(want)/40 {
+		t.Errorf("%d API calls for %d records: not batched", st.APICalls, len(want))
+	}
+}

@@ -98,6 +98,13 @@ type Config struct {
 	// to finish after shutdown starts, and InProgress is sent every third of it.
 	AckWait time.Duration
 
+	// BulkThreshold: above this many pending events a worker in upsert
+	// mode writes Bulk API 2.0 jobs of up to BulkBatch events, polling a
+	// job every BulkPoll (0: DefaultBulkThreshold; negative: never).
+	BulkThreshold int
+	BulkBatch     int
+	BulkPoll      time.Duration
+
 	// RateLimit caps target calls per second across this worker (0 = no cap);
 	// MaxCalls caps concurrent target calls.
 	RateLimit float64
@@ -147,6 +154,15 @@ func (c *Config) setDefaults() {
 	if c.AckWait == 0 {
 		c.AckWait = time.Minute
 	}
+	if c.BulkThreshold == 0 {
+		c.BulkThreshold = DefaultBulkThreshold
+	}
+	if c.BulkBatch == 0 {
+		c.BulkBatch = DefaultBulkBatch
+	}
+	if c.BulkPoll == 0 {
+		c.BulkPoll = DefaultBulkPoll
+	}
 	if c.MaxCalls == 0 {
 		c.MaxCalls = DefaultMaxCalls
 	}
@@ -181,6 +197,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("replicate: max-deliver %d must be at least 1", c.MaxDeliver)
 	case c.APIBudget <= 0 || c.APIBudget > 1:
 		return fmt.Errorf("replicate: api-budget %v must be in (0, 1]", c.APIBudget)
+	case c.BulkBatch < 1 || c.BulkPoll < 0:
+		return fmt.Errorf("replicate: bulk batch %d must be at least 1", c.BulkBatch)
 	case c.Linger < 0 || c.RateLimit < 0 || c.MaxCalls < 1:
 		return errors.New("replicate: linger, rate limit and max calls must not be negative")
 	}
@@ -202,6 +220,7 @@ type Worker struct {
 
 	bg       context.Context // Run's context, for the probe loop
 	probes   sync.WaitGroup
+	bulk     atomic.Bool // writing with Bulk jobs (see observeBacklog)
 	paused   atomic.Bool
 	probing  atomic.Bool
 	pauseMu  sync.Mutex
@@ -269,8 +288,12 @@ func (w *Worker) loop(ctx context.Context) error {
 		// One fetch at a time per worker: pull requests waiting side by
 		// side would share the arriving events and each return a part of a
 		// batch. Processing still overlaps, -concurrency batches at once.
+		bulk, size := w.bulkActive(), w.cfg.Batch
+		if bulk {
+			size = w.cfg.BulkBatch
+		}
 		w.fetchMu.Lock()
-		msgs, err := w.cfg.Consumer.Fetch(ctx, w.cfg.Batch, w.cfg.Linger)
+		msgs, err := w.cfg.Consumer.Fetch(ctx, size, w.cfg.Linger)
 		w.fetchMu.Unlock()
 		if err != nil && len(msgs) == 0 {
 			if ctx.Err() != nil {
@@ -287,10 +310,19 @@ func (w *Worker) loop(ctx context.Context) error {
 		if len(msgs) == 0 {
 			continue
 		}
+		// The last message knows how many are still pending: switch to or
+		// from Bulk jobs without waiting for the watcher.
+		if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
+			w.observeBacklog(md.NumPending)
+		}
 		// A batch in flight finishes even when shutdown starts: its context
 		// outlives ctx, bounded so the messages' ack wait is not exceeded.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.AckWait)
-		w.process(bctx, msgs)
+		deadline := w.cfg.AckWait
+		if bulk {
+			deadline = bulkDeadline // InProgress keeps the job's messages alive
+		}
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadline)
+		w.process(bctx, msgs, bulk)
 		cancel()
 	}
 	return nil
