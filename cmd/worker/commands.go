@@ -77,6 +77,8 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 	maxDeliver := fs.Int("max-deliver", replicate.DefaultMaxDeliver, "deliveries before an event is dead-lettered")
 	maxAckPending := fs.Int("max-ack-pending", queue.DefaultMaxAckPending, "events in flight across the whole pool (when this worker creates the consumer)")
 	budget := fs.Float64("api-budget", replicate.DefaultAPIBudget, "share of the target's daily API limit orgsync may use before it pauses the pool")
+	bulkThreshold := fs.Int("bulk-threshold", replicate.DefaultBulkThreshold, "pending events above which upsert mode writes Bulk API 2.0 jobs (0: never)")
+	bulkBatch := fs.Int("bulk-batch", replicate.DefaultBulkBatch, "events per Bulk API 2.0 job")
 	rateLimit := fs.Float64("rate-limit", 0, "target calls per second from this worker (0: no cap)")
 	maxCalls := fs.Int("max-calls", replicate.DefaultMaxCalls, "concurrent target calls from this worker")
 	workerID := fs.String("worker-id", app.DefaultWorkerID(), "this worker's name; its ID map is <data-dir>/worker-<id>.db")
@@ -116,12 +118,20 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 		Engine: replicate.Config{
 			Mode: m, ExternalIDField: *ext, Batch: *batch, Linger: *linger, Concurrency: *conc,
 			MaxDeliver: *maxDeliver, APIBudget: *budget, RateLimit: *rateLimit, MaxCalls: *maxCalls,
-			WorkerID: *workerID,
+			WorkerID: *workerID, BulkThreshold: bulkSetting(*bulkThreshold), BulkBatch: *bulkBatch,
 		},
 		DataDir:     *dataDir,
 		MetricsAddr: *metricsAddr,
 		Logger:      log,
 	})
+}
+
+// bulkSetting maps -bulk-threshold 0 ("never") to the engine's negative.
+func bulkSetting(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // openQueue connects to NATS and opens the queue for an operator command.
