@@ -303,9 +303,12 @@ func (c *Client) JobResults(ctx context.Context, jobID string) (successful, fail
 	}
 	get := func(kind string) ([]BulkResult, error) {
 		route := routeJobResultsBase + kind
-		resp, err := c.do(ctx, http.MethodGet, c.jobPath(jobID, "/"+kind), route, nil)
+		resp, apiErr, err := c.send(ctx, call{method: http.MethodGet, path: c.jobPath(jobID, "/"+kind), route: route, accept: "text/csv"})
 		if err != nil {
 			return nil, err
+		}
+		if apiErr != nil {
+			return nil, apiErr
 		}
 		res, err := ParseBulkResults(resp.Body)
 		if err != nil {

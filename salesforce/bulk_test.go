@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -435,4 +436,27 @@ func FuzzParseBulkResults(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Job results are CSV: the client asks for text/csv, as Salesforce's docs
+// and other clients do.
+func TestJobResultsAcceptCSV(t *testing.T) {
+	var accepts []string
+	o := newTestOrg(t, func(w http.ResponseWriter, r *http.Request) {
+		accepts = append(accepts, r.Header.Get("Accept"))
+		w.Header().Set("Content-Type", "text/csv")
+		w.Write([]byte("\"sf__Id\",\"sf__Created\",Name\n"))
+	})
+	c := o.client(t, nil)
+	if _, _, _, err := c.JobResults(t.Context(), "750000000000001AAA"); err != nil {
+		t.Fatal(err)
+	}
+	if len(accepts) != 3 {
+		t.Fatalf("%d result requests, want 3", len(accepts))
+	}
+	for _, a := range accepts {
+		if a != "text/csv" {
+			t.Errorf("Accept = %q, want text/csv", a)
+		}
+	}
 }

@@ -266,6 +266,7 @@ type call struct {
 	route  string // "GET /limits"
 	body   []byte
 	ctype  string
+	accept string // "" means application/json
 }
 
 // dataPath is the instance-relative path of a REST data resource.
@@ -336,7 +337,11 @@ func (c *Client) once(ctx context.Context, tok *Token, cl call) (*Response, *API
 		return nil, nil, fmt.Errorf("%w: %s: %v", ErrInvalidRequest, cl.route, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	req.Header.Set("Accept", contentTypeJSON)
+	accept := cl.accept
+	if accept == "" {
+		accept = contentTypeJSON
+	}
+	req.Header.Set("Accept", accept)
 	// Set explicitly, so that the transport leaves decompression to us
 	// whatever transport the caller supplied.
 	req.Header.Set("Accept-Encoding", "gzip")
