@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"orgsync/salesforce"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,27 @@ func ServeAdmin(ctx context.Context, addr string, reg *prometheus.Registry, read
 }
 
 func serveAdmin(ctx context.Context, ln net.Listener, reg *prometheus.Registry, ready func() error, log *slog.Logger) error {
+	mux := adminMux(reg, ready)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("admin endpoints listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin: shutdown: %w", err)
+	}
+	return nil
+}
+
+// adminMux serves /metrics (with the Go and process collectors added to
+// reg), /healthz and /readyz.
+func adminMux(reg *prometheus.Registry, ready func() error) *http.ServeMux {
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
@@ -44,21 +66,23 @@ func serveAdmin(ctx context.Context, ln net.Listener, reg *prometheus.Registry, 
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	log.Info("admin endpoints listening", "addr", ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("admin: %w", err)
-	case <-ctx.Done():
+	return mux
+}
+
+// newOrgClient builds the token source and REST client of one org, every
+// call marked client=orgsync and observed by observe.
+func newOrgClient(ctx context.Context, auth salesforce.AuthConfig, version string, observe func(salesforce.CallInfo), log *slog.Logger) (*salesforce.Auth, *salesforce.Client, error) {
+	a, err := salesforce.NewAuth(ctx, auth)
+	if err != nil {
+		return nil, nil, err
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("admin: shutdown: %w", err)
+	c, err := salesforce.NewClient(salesforce.Config{
+		Auth: a, APIVersion: version, CallOptions: "client=orgsync", Observe: observe, Logger: log,
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil
+	return a, c, nil
 }
 
 // redact removes a password or token from a URL before it is logged or

@@ -14,8 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"orgsync/capture"
@@ -79,17 +77,7 @@ func RunPoller(ctx context.Context, cfg PollerConfig) (capture.Stats, error) {
 		reg = prometheus.NewRegistry()
 	}
 	metrics := capture.NewMetrics(reg)
-	auth, err := salesforce.NewAuth(ctx, cfg.Source)
-	if err != nil {
-		return capture.Stats{}, fmt.Errorf("producer: source: %w", err)
-	}
-	client, err := salesforce.NewClient(salesforce.Config{
-		Auth:        auth,
-		APIVersion:  cfg.APIVersion,
-		CallOptions: "client=orgsync",
-		Observe:     metrics.ObserveCall,
-		Logger:      log,
-	})
+	_, client, err := newOrgClient(ctx, cfg.Source, cfg.APIVersion, metrics.ObserveCall, log)
 	if err != nil {
 		return capture.Stats{}, fmt.Errorf("producer: source: %w", err)
 	}
@@ -182,24 +170,8 @@ func RunServe(ctx context.Context, cfg ServeConfig) error {
 		}
 		return nil
 	}
-	_ = reg.Register(collectors.NewGoCollector())
-	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux := http.NewServeMux()
+	mux := adminMux(reg, ready)
 	mux.Handle("/v1/accounts", h)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := ready(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("producer: listen %s: %w", cfg.Listen, err)

@@ -104,17 +104,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	}
 	metrics := replicate.NewMetrics(reg)
 
-	auth, err := salesforce.NewAuth(ctx, cfg.Target)
-	if err != nil {
-		return fmt.Errorf("worker: target: %w", err)
-	}
-	client, err := salesforce.NewClient(salesforce.Config{
-		Auth:        auth,
-		APIVersion:  cfg.APIVersion,
-		CallOptions: "client=orgsync",
-		Observe:     metrics.ObserveCall,
-		Logger:      log,
-	})
+	auth, client, err := newOrgClient(ctx, cfg.Target, cfg.APIVersion, metrics.ObserveCall, log)
 	if err != nil {
 		return fmt.Errorf("worker: target: %w", err)
 	}
