@@ -209,6 +209,11 @@ func (w *Worker) writeAndSettle(ctx context.Context, gs []*group, write writeFun
 	w.settle(ctx, gs, outs)
 }
 
+// pauseNakDelay is how long a message in flight when the pool pauses waits
+// before redelivery: the paused consumer holds it back anyway, so no longer
+// than one probe, or it would lag behind a pool that already resumed.
+func (w *Worker) pauseNakDelay() time.Duration { return w.cfg.ProbeInterval }
+
 // crashed runs a test hook; true means "the process died here".
 func crashed(ctx context.Context, hook func(context.Context, []string) error, gs []*group) bool {
 	if hook == nil {
@@ -232,7 +237,7 @@ func (w *Worker) settleCallFailure(ctx context.Context, gs []*group, write write
 		w.pause(ctx, class, err)
 		for _, g := range gs {
 			for _, d := range g.ds {
-				w.nak(d, w.cfg.PauseFor, err)
+				w.nak(d, w.pauseNakDelay(), err)
 			}
 		}
 	case salesforce.Permanent:
@@ -307,7 +312,7 @@ func (w *Worker) settle(ctx context.Context, gs []*group, outs []outcome) {
 			}
 		case o.class == salesforce.AuthFailure || o.class == salesforce.Budget:
 			w.pause(ctx, o.class, o.err)
-			w.nakGroup(g, w.cfg.PauseFor, o.err)
+			w.nakGroup(g, w.pauseNakDelay(), o.err)
 		default: // transient
 			if n := g.maxDelivered(); n >= w.cfg.MaxDeliver {
 				msg := fmt.Sprintf("%s (after %d deliveries)", o.message, n)

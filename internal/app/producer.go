@@ -257,7 +257,12 @@ func openProducerQueue(ctx context.Context, nc NATSConfig, qc queue.Config, name
 		return nil, nil, nil, fmt.Errorf("producer: jetstream: %w", err)
 	}
 	qc.Logger = log
-	q, err := queue.New(ctx, js, qc)
+	var q *queue.Queue
+	err = retrySetup(ctx, log, "queue", func(ctx context.Context) error {
+		var err error
+		q, err = queue.New(ctx, js, qc)
+		return err
+	})
 	if err != nil {
 		closeNC()
 		return nil, nil, nil, fmt.Errorf("producer: %w", err)

@@ -86,11 +86,16 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		return fmt.Errorf("worker: jetstream: %w", err)
 	}
 	cfg.Queue.Logger = log
-	q, err := queue.New(ctx, js, cfg.Queue)
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
-	cons, err := q.Consumer(ctx)
+	var q *queue.Queue
+	var cons *queue.Consumer
+	err = retrySetup(ctx, log, "queue", func(ctx context.Context) error {
+		var err error
+		if q, err = queue.New(ctx, js, cfg.Queue); err != nil {
+			return err
+		}
+		cons, err = q.Consumer(ctx)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -170,4 +175,32 @@ func (c NATSConfig) connect(name string, log *slog.Logger) (*nats.Conn, func(), 
 		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redact(c.URL), err)
 	}
 	return nc, func() { _ = nc.FlushTimeout(2 * time.Second); nc.Close() }, nil
+}
+
+// retrySetup runs setup until it succeeds or ctx ends, with backoff up to
+// 10 s between attempts: at start-up NATS may still be booting, or a
+// cluster may have no stream leader for a few seconds.
+func retrySetup(ctx context.Context, log *slog.Logger, what string, setup func(context.Context) error) error {
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := setup(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		if errors.Is(err, queue.ErrInvalidConfig) {
+			return err
+		}
+		log.Warn("setting up failed; retrying", "what", what, "attempt", attempt, "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
 }
