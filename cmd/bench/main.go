@@ -1,0 +1,127 @@
+// Command bench measures the whole pipeline on loopback: an embedded
+// JetStream server and the fake target org in this process, the worker as a
+// real process. It compares the seed's one-callout-per-record pattern
+// (-mode apexrest) with orgsync's upsert mode at several target latencies
+// and prints a Markdown report. Run it from the module's directory:
+//
+//	go run ./cmd/bench                      # the table in README's Performance section
+//	go run ./cmd/bench -memory -memory-max 1000000
+//
+// See internal/bench.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"orgsync/internal/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg bench.Config
+	fs.IntVar(&cfg.Records, "records", 20000, "backlog size of each scenario")
+	fs.IntVar(&cfg.ApexRecords, "apex-records", 2000, "backlog size cap in apexrest mode (one call per record)")
+	latencies := fs.String("latencies", "0ms,20ms,150ms", "fake org latencies, comma-separated")
+	modes := fs.String("modes", "apexrest,upsert", "worker modes, comma-separated")
+	fs.DurationVar(&cfg.DurationCap, "duration-cap", 2*time.Minute, "longest a scenario may run")
+	lowLoad := fs.Bool("low-load", true, "run the low-load scenario (one event every 100 ms for 10 s, upsert at 20 ms)")
+	fs.BoolVar(&cfg.Memory, "memory", false, "run the memory scenario (backlogs of 10k, 100k, 1M up to -memory-max)")
+	fs.IntVar(&cfg.MemoryMax, "memory-max", 100000, "largest backlog of the memory scenario")
+	fs.StringVar(&cfg.WorkerBin, "worker-bin", "", "worker binary (default: go build orgsync/cmd/worker)")
+	fs.StringVar(&cfg.Dir, "dir", "", "working directory (default: a temporary one, removed at the end)")
+	workerArgs := fs.String("worker-args", "", "extra `worker run` flags, space-separated (e.g. \"-max-calls 32\")")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: no arguments expected, got %q\n", fs.Args())
+		return 2
+	}
+	var err error
+	if cfg.Latencies, err = parseDurations(*latencies); err != nil {
+		fmt.Fprintf(stderr, "bench: -latencies: %v\n", err)
+		return 2
+	}
+	cfg.Modes = splitList(*modes)
+	cfg.LowLoad = *lowLoad
+	cfg.WorkerArgs = strings.Fields(*workerArgs)
+	if cfg.Records < 1 || cfg.ApexRecords < 1 || cfg.MemoryMax < 1 || len(cfg.Modes) == 0 {
+		fmt.Fprintln(stderr, "bench: -records, -apex-records and -memory-max must be positive, -modes not empty")
+		return 2
+	}
+	cfg.Command = command(args)
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	rep, err := bench.Run(ctx, cfg)
+	if rep != nil && (len(rep.Scenarios) > 0 || rep.LowLoad != nil || len(rep.Memory) > 0) {
+		rep.WriteMarkdown(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseDurations(s string) ([]time.Duration, error) {
+	out := []time.Duration{}
+	for _, f := range splitList(s) {
+		d, err := time.ParseDuration(f)
+		if err != nil {
+			return nil, err
+		}
+		if d < 0 {
+			return nil, fmt.Errorf("negative latency %v", d)
+		}
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no latency")
+	}
+	return out, nil
+}
+
+// command is the command line that reproduces the run.
+func command(args []string) string {
+	parts := []string{"go", "run", "./cmd/bench"}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$\\*?;&|<>()") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}

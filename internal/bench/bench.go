@@ -1,0 +1,562 @@
+// Package bench measures the whole orgsync pipeline on loopback: an embedded
+// JetStream server listening on 127.0.0.1 and the fake target org on a
+// loopback HTTP server, both in this process, and the worker as a real
+// process (`worker run`), so its peak memory is the kernel's figure.
+//
+// Each backlog scenario publishes N account events (created_at = publish
+// time), starts the worker, waits until all N are in the target and the
+// queue is drained, and stops it. It compares the seed's pattern (-mode
+// apexrest: one Apex REST callout per record) with orgsync's upsert mode
+// (sObject Collections upsert, ≤200 records per call) at several target
+// latencies. A low-load scenario trickles events to measure the latency a
+// lone record sees, and an optional memory scenario grows the backlog to
+// show the worker's memory stays flat.
+//
+// cmd/bench is the command; README.md's Performance section has its figures.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"orgsync/replicate"
+)
+
+// Config configures a run. Zero values mean the defaults of cmd/bench.
+type Config struct {
+	// WorkerBin is the worker binary; empty means build orgsync/cmd/worker
+	// into Dir first (needs the go command and a checkout of the module).
+	WorkerBin string
+	// Dir holds the scenarios' JetStream stores, worker data and logs;
+	// empty means a new temporary directory, removed at the end.
+	Dir string
+
+	Records     int             // backlog size (default 20000)
+	ApexRecords int             // cap of the backlog in apexrest mode (default 2000)
+	Latencies   []time.Duration // fake org latencies (default 0, 20ms, 150ms)
+	Modes       []string        // worker modes (default apexrest, upsert)
+	DurationCap time.Duration   // per scenario (default 2m)
+
+	// LowLoad runs the low-load scenario: one event every LowLoadEvery for
+	// LowLoadFor (defaults 100ms, 10s) against upsert at LowLoadLatency
+	// (default 20ms).
+	LowLoad        bool
+	LowLoadEvery   time.Duration
+	LowLoadFor     time.Duration
+	LowLoadLatency time.Duration
+
+	// Memory runs the memory scenario: upsert at 0 ms with backlogs of 10k,
+	// 100k and 1M events, those up to MemoryMax (default 100000).
+	Memory    bool
+	MemoryMax int
+
+	// WorkerArgs are added to every `worker run` (e.g. -max-calls 32).
+	WorkerArgs []string
+
+	// Command is the command line printed with the report.
+	Command string
+	// Progress receives one line per step; nil discards.
+	Progress io.Writer
+}
+
+func (c *Config) setDefaults() {
+	if c.Records == 0 {
+		c.Records = 20000
+	}
+	if c.ApexRecords == 0 {
+		c.ApexRecords = 2000
+	}
+	if c.Latencies == nil {
+		c.Latencies = []time.Duration{0, 20 * time.Millisecond, 150 * time.Millisecond}
+	}
+	if c.Modes == nil {
+		c.Modes = []string{string(replicate.ModeApexREST), string(replicate.ModeUpsert)}
+	}
+	if c.DurationCap == 0 {
+		c.DurationCap = 2 * time.Minute
+	}
+	if c.LowLoadEvery == 0 {
+		c.LowLoadEvery = 100 * time.Millisecond
+	}
+	if c.LowLoadFor == 0 {
+		c.LowLoadFor = 10 * time.Second
+	}
+	if c.LowLoadLatency == 0 {
+		c.LowLoadLatency = 20 * time.Millisecond
+	}
+	if c.MemoryMax == 0 {
+		c.MemoryMax = 100_000
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+}
+
+// Scenario is the result of one backlog scenario.
+type Scenario struct {
+	Mode    string
+	Latency time.Duration
+	Records int  // events published
+	Written int  // records in the target at the end
+	Capped  bool // stopped at -duration-cap before the backlog drained
+
+	Drain      time.Duration // worker start → all records in the target and the queue drained
+	FirstWrite time.Duration // worker start → first target write
+	LastWrite  time.Duration // worker start → last target write
+
+	APICalls   int // every authenticated call the worker made
+	WriteCalls int // of which writes (upsert or Apex REST calls)
+
+	P50, P99, Max time.Duration // created_at → target CreatedDate
+
+	// MeanCalls and PeakCalls are the calls in flight at the fake org
+	// (mean while any was, and the highest).
+	MeanCalls float64
+	PeakCalls int
+
+	Worker   Usage
+	BenchCPU time.Duration // this process (JetStream server + fake org) during the scenario
+	Load1    float64       // load average when the scenario started
+}
+
+// RecordsPerSec is Written over the drain time (from the worker's start).
+func (s Scenario) RecordsPerSec() float64 {
+	if s.Drain <= 0 {
+		return 0
+	}
+	return float64(s.Written) / s.Drain.Seconds()
+}
+
+// WriteRate is Written over the time between the first and the last target
+// write: the steady rate, without the process start and connection set-up.
+func (s Scenario) WriteRate() float64 {
+	d := s.LastWrite - s.FirstWrite
+	if d <= 0 || s.Written < 2 {
+		return 0
+	}
+	return float64(s.Written-1) / d.Seconds()
+}
+
+// CallsPerRecord is APICalls per written record.
+func (s Scenario) CallsPerRecord() float64 {
+	return float64(s.APICalls) / float64(max(s.Written, 1))
+}
+
+// RecordsPerWrite is written records per write call.
+func (s Scenario) RecordsPerWrite() float64 {
+	return float64(s.Written) / float64(max(s.WriteCalls, 1))
+}
+
+// Usage is what the worker process used.
+type Usage struct {
+	PeakRSSKB  int64         // VmHWM / rusage maxrss, KiB
+	PeakAnonKB int64         // highest RssAnon seen (heap and stacks; excludes bbolt's mmap)
+	LastFileKB int64         // RssFile at the last sample (binary and bbolt's mmap)
+	CPU        time.Duration // user + system
+}
+
+// LowLoad is the result of the low-load scenario.
+type LowLoad struct {
+	Events        int
+	Every, For    time.Duration
+	Latency       time.Duration // fake org latency
+	Linger        time.Duration // the worker's -linger
+	P50, P99, Max time.Duration
+	WriteCalls    int
+	Load1         float64
+}
+
+// Bound is -linger plus one call at the fake org's latency.
+func (l LowLoad) Bound() time.Duration { return l.Linger + l.Latency }
+
+// Memory is one backlog of the memory scenario.
+type Memory struct {
+	Records int
+	Publish time.Duration // publishing the backlog (async, acks awaited)
+	Drain   time.Duration
+	Worker  Usage
+	Load1   float64
+	Written int
+	Capped  bool
+}
+
+// Report is a run's results.
+type Report struct {
+	Config    Config
+	Scenarios []Scenario
+	LowLoad   *LowLoad
+	Memory    []Memory
+	Started   time.Time
+	Took      time.Duration
+}
+
+// Run runs the configured scenarios and returns the report. Scenarios run
+// one after the other, each with a new JetStream store, fake org and worker.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.setDefaults()
+	if cfg.Records < 1 || cfg.ApexRecords < 1 {
+		return nil, errors.New("bench: -records and -apex-records must be positive")
+	}
+	for _, m := range cfg.Modes {
+		if _, err := replicate.ParseMode(m); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
+	rep := &Report{Config: cfg, Started: time.Now()}
+	dir := cfg.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "orgsync-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	bin := cfg.WorkerBin
+	if bin == "" {
+		var err error
+		if bin, err = BuildWorker(ctx, dir); err != nil {
+			return nil, err
+		}
+	}
+	r := &runner{cfg: cfg, dir: dir, bin: bin}
+	n := 0
+	for _, lat := range cfg.Latencies {
+		for _, mode := range cfg.Modes {
+			n++
+			recs := cfg.Records
+			if mode == string(replicate.ModeApexREST) {
+				recs = min(recs, cfg.ApexRecords)
+			}
+			fmt.Fprintf(cfg.Progress, "scenario %s at %v: %d records (load %.2f)…\n", mode, lat, recs, load1())
+			s, err := r.backlog(ctx, filepath.Join(dir, fmt.Sprintf("s%d", n)), mode, lat, recs)
+			if err != nil {
+				return rep, fmt.Errorf("bench: %s at %v: %w", mode, lat, err)
+			}
+			fmt.Fprintf(cfg.Progress, "  %.0f records/s, %.3f calls/record, p50 %v p99 %v, worker peak %.1f MiB, calls in flight %.1f (peak %d)%s\n",
+				s.RecordsPerSec(), s.CallsPerRecord(), ms(s.P50), ms(s.P99), mib(s.Worker.PeakRSSKB), s.MeanCalls, s.PeakCalls, cappedNote(s.Capped))
+			rep.Scenarios = append(rep.Scenarios, s)
+		}
+	}
+	if cfg.LowLoad {
+		fmt.Fprintf(cfg.Progress, "low load: one event every %v for %v, upsert at %v (load %.2f)…\n",
+			cfg.LowLoadEvery, cfg.LowLoadFor, cfg.LowLoadLatency, load1())
+		l, err := r.lowLoad(ctx, filepath.Join(dir, "lowload"))
+		if err != nil {
+			return rep, fmt.Errorf("bench: low load: %w", err)
+		}
+		fmt.Fprintf(cfg.Progress, "  p50 %v p99 %v max %v (linger + one call: %v)\n", ms(l.P50), ms(l.P99), ms(l.Max), l.Bound())
+		rep.LowLoad = &l
+	}
+	if cfg.Memory {
+		for i, size := range []int{10_000, 100_000, 1_000_000} {
+			if size > cfg.MemoryMax {
+				break
+			}
+			fmt.Fprintf(cfg.Progress, "memory: backlog of %d events, upsert at 0 ms (load %.2f)…\n", size, load1())
+			m, err := r.memory(ctx, filepath.Join(dir, fmt.Sprintf("m%d", i)), size)
+			if err != nil {
+				return rep, fmt.Errorf("bench: memory %d: %w", size, err)
+			}
+			fmt.Fprintf(cfg.Progress, "  published in %v, drained in %v, worker VmHWM %.1f MiB (anon %.1f MiB)%s\n",
+				m.Publish.Round(time.Millisecond), m.Drain.Round(time.Millisecond), mib(m.Worker.PeakRSSKB), mib(m.Worker.PeakAnonKB), cappedNote(m.Capped))
+			rep.Memory = append(rep.Memory, m)
+		}
+	}
+	rep.Took = time.Since(rep.Started)
+	return rep, nil
+}
+
+// BuildWorker builds orgsync/cmd/worker into dir and returns the binary's
+// path. It runs the go command in the current directory, which must be
+// inside the orgsync module.
+func BuildWorker(ctx context.Context, dir string) (string, error) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("bench: no go command to build the worker (give -worker-bin): %w", err)
+	}
+	bin := filepath.Join(dir, "worker")
+	out, err := exec.CommandContext(ctx, goCmd, "build", "-o", bin, "orgsync/cmd/worker").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("bench: go build orgsync/cmd/worker: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+type runner struct {
+	cfg Config
+	dir string
+	bin string
+}
+
+// writeRoute is the fake org's route of a mode's write calls.
+func writeRoute(mode string) string {
+	switch replicate.Mode(mode) {
+	case replicate.ModeApexREST:
+		return "POST /apexrest/arrify/v1/accounts"
+	case replicate.ModeCreate:
+		return "POST /composite/sobjects"
+	}
+	return "PATCH /composite/sobjects/Account/{field}"
+}
+
+func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Duration, n int) (Scenario, error) {
+	s := Scenario{Mode: mode, Latency: latency, Records: n}
+	e, err := newEnv(dir, latency, true)
+	if err != nil {
+		return s, err
+	}
+	defer e.close()
+	if err := e.publishBacklog(ctx, n); err != nil {
+		return s, err
+	}
+	s.Load1 = load1()
+	cpu0 := selfCPU()
+	w, err := e.startWorker(r.bin, e.workerArgs(mode, r.cfg.WorkerArgs))
+	if err != nil {
+		return s, err
+	}
+	done, err := r.waitDrained(ctx, e, w, n, 10*time.Millisecond)
+	s.Drain = time.Since(w.start)
+	s.Capped = !done
+	u, serr := w.stop()
+	s.BenchCPU = selfCPU() - cpu0
+	s.Worker = u
+	if err != nil {
+		return s, err
+	}
+	if serr != nil {
+		return s, serr
+	}
+	st := e.org.Stats()
+	s.Written = st.Records["Account"]
+	s.APICalls = st.APICalls
+	s.WriteCalls = st.ByRoute[writeRoute(mode)]
+	s.MeanCalls, s.PeakCalls = e.conc.mean()
+	lat, first, last := e.latencies()
+	s.P50, s.P99, s.Max = pct(lat, 50), pct(lat, 99), pct(lat, 100)
+	if !first.IsZero() {
+		s.FirstWrite, s.LastWrite = first.Sub(w.start), last.Sub(w.start)
+	}
+	return s, nil
+}
+
+// waitDrained polls until n records are in the target and the queue is
+// drained (true), or the duration cap passes (false).
+func (r *runner) waitDrained(ctx context.Context, e *env, w *worker, n int, every time.Duration) (bool, error) {
+	deadline := w.start.Add(r.cfg.DurationCap)
+	for {
+		w.sample()
+		if err := w.exitedEarly(); err != nil {
+			return false, err
+		}
+		if e.org.Stats().Records["Account"] >= n {
+			ok, err := e.drained(ctx)
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				return true, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// latencies joins the target's records to the published events by Name and
+// returns created_at → CreatedDate for each, sorted, and the first and last
+// CreatedDate.
+func (e *env) latencies() (lat []time.Duration, first, last time.Time) {
+	for _, a := range e.org.Accounts() {
+		n, _ := a["Name"].(string)
+		at, ok := e.created[n]
+		cd, ok2 := a["CreatedDate"].(time.Time)
+		if !ok || !ok2 {
+			continue
+		}
+		lat = append(lat, cd.Sub(at))
+		if first.IsZero() || cd.Before(first) {
+			first = cd
+		}
+		if cd.After(last) {
+			last = cd
+		}
+	}
+	slices.Sort(lat)
+	return lat, first, last
+}
+
+// pct is the p-th percentile (nearest rank) of sorted values; 100 is the max.
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (p*len(sorted) + 99) / 100 // ceil(p/100 · n)
+	return sorted[max(min(i, len(sorted))-1, 0)]
+}
+
+func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
+	l := LowLoad{Every: r.cfg.LowLoadEvery, For: r.cfg.LowLoadFor, Latency: r.cfg.LowLoadLatency,
+		Linger: replicate.DefaultLinger}
+	e, err := newEnv(dir, l.Latency, true)
+	if err != nil {
+		return l, err
+	}
+	defer e.close()
+	w, err := e.startWorker(r.bin, e.workerArgs(string(replicate.ModeUpsert), r.cfg.WorkerArgs))
+	if err != nil {
+		return l, err
+	}
+	defer func() { _, _ = w.stop() }()
+	// A warm-up event: the worker has connected, created the consumer and
+	// got its token once it is in the target. It is left out of the figures.
+	if err := e.publishOne(ctx); err != nil {
+		return l, err
+	}
+	if _, err := r.waitDrained(ctx, e, w, 1, 10*time.Millisecond); err != nil {
+		return l, err
+	}
+	warm := e.org.Stats().ByRoute[writeRoute(string(replicate.ModeUpsert))]
+	delete(e.created, name(0))
+	l.Load1 = load1()
+	t := time.NewTicker(l.Every)
+	end := time.Now().Add(l.For)
+	for time.Now().Before(end) {
+		if err := e.publishOne(ctx); err != nil {
+			t.Stop()
+			return l, err
+		}
+		l.Events++
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return l, ctx.Err()
+		case <-t.C:
+		}
+	}
+	t.Stop()
+	w.start = time.Now() // the duration cap counts from here
+	done, err := r.waitDrained(ctx, e, w, 1+l.Events, 10*time.Millisecond)
+	if err != nil {
+		return l, err
+	}
+	if !done {
+		return l, fmt.Errorf("the %d events did not reach the target within %v", l.Events, r.cfg.DurationCap)
+	}
+	l.WriteCalls = e.org.Stats().ByRoute[writeRoute(string(replicate.ModeUpsert))] - warm
+	lat, _, _ := e.latencies()
+	l.P50, l.P99, l.Max = pct(lat, 50), pct(lat, 99), pct(lat, 100)
+	return l, nil
+}
+
+func (r *runner) memory(ctx context.Context, dir string, n int) (Memory, error) {
+	m := Memory{Records: n}
+	e, err := newEnv(dir, 0, false)
+	if err != nil {
+		return m, err
+	}
+	defer e.close()
+	t0 := time.Now()
+	if err := e.publishBacklog(ctx, n); err != nil {
+		return m, err
+	}
+	m.Publish = time.Since(t0)
+	m.Load1 = load1()
+	w, err := e.startWorker(r.bin, e.workerArgs(string(replicate.ModeUpsert), r.cfg.WorkerArgs))
+	if err != nil {
+		return m, err
+	}
+	// Stats walks every record under the org's lock: poll gently.
+	every := max(10*time.Millisecond, time.Duration(n/1000)*time.Millisecond/2)
+	done, err := r.waitMemory(ctx, e, w, n, every)
+	m.Drain = time.Since(w.start)
+	m.Capped = !done
+	u, serr := w.stop()
+	m.Worker = u
+	if err != nil {
+		return m, err
+	}
+	if serr != nil {
+		return m, serr
+	}
+	m.Written = e.org.Stats().Records["Account"]
+	return m, nil
+}
+
+// waitMemory is waitDrained with the queue checked first (cheap at any
+// size) and the target's count only once the queue is drained.
+func (r *runner) waitMemory(ctx context.Context, e *env, w *worker, n int, every time.Duration) (bool, error) {
+	deadline := w.start.Add(r.cfg.DurationCap)
+	for {
+		w.sample()
+		if err := w.exitedEarly(); err != nil {
+			return false, err
+		}
+		ok, err := e.drained(ctx)
+		if err != nil {
+			return false, err
+		}
+		if ok && e.org.Stats().Records["Account"] >= n {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// load1 is the 1-minute load average (0 when unknown).
+func load1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	_, _ = fmt.Sscanf(string(b), "%f", &l)
+	return l
+}
+
+// selfCPU is this process's user + system time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func ms(d time.Duration) time.Duration {
+	if d >= 10*time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+func mib(kb int64) float64 { return float64(kb) / 1024 }
+
+func cappedNote(c bool) string {
+	if c {
+		return " (CAPPED: stopped at -duration-cap)"
+	}
+	return ""
+}

@@ -1,0 +1,92 @@
+package bench
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTinyRun runs both modes on a tiny backlog at 0 ms and a short low-load
+// scenario with a real worker process, and checks the report's counts.
+func TestTinyRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the worker binary")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command to build the worker")
+	}
+	dir := t.TempDir()
+	bin, err := BuildWorker(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	rep, err := Run(t.Context(), Config{
+		WorkerBin: bin, Dir: dir,
+		Records: 200, Latencies: []time.Duration{0}, DurationCap: 30 * time.Second,
+		LowLoad: true, LowLoadEvery: 50 * time.Millisecond, LowLoadFor: 500 * time.Millisecond,
+		Command: "go run ./cmd/bench -records 200", Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	if len(rep.Scenarios) != 2 {
+		t.Fatalf("%d scenarios, want 2", len(rep.Scenarios))
+	}
+	for _, s := range rep.Scenarios {
+		if s.Capped || s.Written != 200 || s.Records != 200 {
+			t.Errorf("%s: %d of %d written, capped %v", s.Mode, s.Written, s.Records, s.Capped)
+		}
+		if s.P50 <= 0 || s.P99 < s.P50 || s.Max < s.P99 {
+			t.Errorf("%s: latencies p50 %v p99 %v max %v", s.Mode, s.P50, s.P99, s.Max)
+		}
+		if s.Worker.PeakRSSKB <= 0 {
+			t.Errorf("%s: worker peak RSS %d KiB", s.Mode, s.Worker.PeakRSSKB)
+		}
+		if s.RecordsPerSec() <= 0 {
+			t.Errorf("%s: %v records/s", s.Mode, s.RecordsPerSec())
+		}
+		switch s.Mode {
+		case "apexrest":
+			if s.CallsPerRecord() != 1 || s.WriteCalls != 200 {
+				t.Errorf("apexrest: %v calls per record, %d write calls; want 1 and 200", s.CallsPerRecord(), s.WriteCalls)
+			}
+		case "upsert":
+			if s.CallsPerRecord() > 0.01 || s.RecordsPerWrite() < 190 {
+				t.Errorf("upsert: %v calls per record, %v records per write call", s.CallsPerRecord(), s.RecordsPerWrite())
+			}
+		}
+	}
+	l := rep.LowLoad
+	if l == nil || l.Events < 5 || l.P50 <= 0 || l.WriteCalls < 1 {
+		t.Errorf("low load: %+v", l)
+	}
+	var out strings.Builder
+	rep.WriteMarkdown(&out)
+	for _, want := range []string{"go run ./cmd/bench -records 200", "| apexrest | 0 ms | 200 |", "| upsert | 0 ms | 200 |",
+		"upsert vs apexrest throughput", "Low load", "records per write call under a backlog"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var v []time.Duration
+	for i := 1; i <= 100; i++ {
+		v = append(v, time.Duration(i))
+	}
+	for _, c := range []struct{ p, want int }{{50, 50}, {99, 99}, {100, 100}, {1, 1}} {
+		if got := pct(v, c.p); got != time.Duration(c.want) {
+			t.Errorf("pct(%d) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if pct(nil, 50) != 0 || pct(v[:1], 99) != 1 {
+		t.Error("edge cases")
+	}
+	if got := thousands(1234567.4); got != "1,234,567" {
+		t.Errorf("thousands = %q", got)
+	}
+}

@@ -1,0 +1,189 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+
+	"orgsync/replicate"
+)
+
+// Targets of issue 7.
+const (
+	TargetRecordsPerWrite = 190    // under a backlog, upsert mode
+	TargetSpeedup         = 50     // upsert vs apexrest throughput at 20 ms
+	TargetRate0ms         = 20_000 // records per second at 0 ms on 2 cores
+	TargetMemoryGrowth    = 1.25   // largest / smallest backlog's peak RSS ("flat")
+)
+
+// WriteMarkdown prints the report: the command, the scenario table, the
+// upsert/apexrest ratios, the low-load and memory figures and the targets.
+func (r *Report) WriteMarkdown(w io.Writer) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	cfg := r.Config
+	p("## orgsync benchmark\n\n")
+	if cfg.Command != "" {
+		p("```sh\n%s\n```\n\n", cfg.Command)
+	}
+	p("%d CPUs, %s/%s, %s; started %s, took %v. Load average (1 min) at each scenario's start is in the table.\n\n",
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(),
+		r.Started.Format(time.RFC3339), r.Took.Round(time.Second))
+
+	if len(r.Scenarios) > 0 {
+		p("Backlog scenarios: N events published first (created_at = publish time), then one `worker run` process\n")
+		p("with default flags drains them into the fake org (a new JetStream store, org and worker per row).\n")
+		p("apexrest rows use at most %d records (-apex-records): one callout per record makes larger backlogs\n", cfg.ApexRecords)
+		p("take minutes at 150 ms; records/s does not depend on N.\n\n")
+		p("| mode | target latency | records | records/s | write-phase records/s | first write after | API calls per record | records per write call | calls in flight (mean / peak) | p50 created→write | p99 created→write | worker peak RSS | worker CPU per record | bench CPU per record | load |\n")
+		p("|---|---|%s\n", strings.Repeat("---:|", 13))
+		for _, s := range r.Scenarios {
+			recs := fmt.Sprint(s.Records)
+			if s.Capped {
+				recs = fmt.Sprintf("%d of %d (capped at %v)", s.Written, s.Records, cfg.DurationCap)
+			}
+			p("| %s | %v | %s | %s | %s | %v | %.3f | %.1f | %.1f / %d | %v | %v | %.1f MiB | %.0f µs | %.0f µs | %.2f |\n",
+				s.Mode, latencyString(s.Latency), recs, thousands(s.RecordsPerSec()), thousands(s.WriteRate()), ms(s.FirstWrite),
+				s.CallsPerRecord(), s.RecordsPerWrite(), s.MeanCalls, s.PeakCalls, ms(s.P50), ms(s.P99), mib(s.Worker.PeakRSSKB),
+				perRecord(s.Worker.CPU, s.Written), perRecord(s.BenchCPU, s.Written), s.Load1)
+		}
+		p("\nrecords/s: records over the time from the worker's start to the backlog drained (all in the target,\n")
+		p("all acked); write-phase: between the first and the last target write; first write after: the worker's\n")
+		p("start-up (process, NATS, token, consumer) and first fetch. created→write: the event's\n")
+		p("created_at to the target record's CreatedDate; in a pre-published backlog it is mostly queueing time.\n")
+		p("Calls in flight: concurrent calls at the fake org, mean while any was in flight. Worker peak RSS: VmHWM.\n")
+		p("Worker CPU: user+system of the worker process; bench CPU: this process (JetStream server, fake org).\n\n")
+		if ratios := r.ratios(); len(ratios) > 0 {
+			p("upsert vs apexrest throughput (records/s): %s\n\n", strings.Join(ratios, ", "))
+		}
+	}
+
+	if l := r.LowLoad; l != nil {
+		p("Low load: one event every %v for %v (%d events), upsert, fake org latency %v, worker -linger %v:\n\n",
+			l.Every, l.For, l.Events, l.Latency, l.Linger)
+		p("| p50 created→write | p99 | max | -linger + one call | write calls | records per write call | load |\n")
+		p("|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| %v | %v | %v | %v | %d | %.1f | %.2f |\n\n", ms(l.P50), ms(l.P99), ms(l.Max), l.Bound(), l.WriteCalls,
+			float64(l.Events)/float64(max(l.WriteCalls, 1)), l.Load1)
+	}
+
+	if len(r.Memory) > 0 {
+		p("Memory: upsert at 0 ms, worker peak memory as the backlog grows:\n\n")
+		p("| backlog | publish (async) | drain | records/s | worker VmHWM | worker peak RssAnon | worker RssFile at end | worker CPU per record | load |\n")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, m := range r.Memory {
+			drain := fmt.Sprint(m.Drain.Round(100 * time.Millisecond))
+			if m.Capped {
+				drain += fmt.Sprintf(" (capped: %d written)", m.Written)
+			}
+			p("| %s | %v | %s | %s | %.1f MiB | %.1f MiB | %.1f MiB | %.0f µs | %.2f |\n",
+				thousands(float64(m.Records)), m.Publish.Round(100*time.Millisecond), drain,
+				thousands(float64(m.Written)/m.Drain.Seconds()), mib(m.Worker.PeakRSSKB),
+				mib(m.Worker.PeakAnonKB), mib(m.Worker.LastFileKB), perRecord(m.Worker.CPU, m.Written), m.Load1)
+		}
+		p("\nVmHWM counts file-backed pages too (the binary, and the bbolt ID map, which is mmap'ed and grows with\n")
+		p("the records written); RssAnon is the heap and stacks.\n\n")
+	}
+
+	p("Targets:\n\n")
+	for _, t := range r.Targets() {
+		p("- %s\n", t)
+	}
+}
+
+// ratios are "at L: ×R" for each latency with both modes.
+func (r *Report) ratios() []string {
+	var out []string
+	for _, lat := range r.Config.Latencies {
+		a, okA := r.find(string(replicate.ModeApexREST), lat)
+		u, okU := r.find(string(replicate.ModeUpsert), lat)
+		if okA && okU && a.RecordsPerSec() > 0 {
+			out = append(out, fmt.Sprintf("%s ×%.0f", latencyString(lat), u.RecordsPerSec()/a.RecordsPerSec()))
+		}
+	}
+	return out
+}
+
+func (r *Report) find(mode string, lat time.Duration) (Scenario, bool) {
+	for _, s := range r.Scenarios {
+		if s.Mode == mode && s.Latency == lat {
+			return s, true
+		}
+	}
+	return Scenario{}, false
+}
+
+// Targets says, for each target of issue 7 this run measured, whether it
+// holds and by how much.
+func (r *Report) Targets() []string {
+	var out []string
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	for _, s := range r.Scenarios {
+		if s.Mode == string(replicate.ModeUpsert) {
+			v := s.RecordsPerWrite()
+			out = append(out, fmt.Sprintf("records per write call under a backlog ≥ %d: %s at %s (%.1f)",
+				TargetRecordsPerWrite, verdict(v >= TargetRecordsPerWrite), latencyString(s.Latency), v))
+		}
+	}
+	if a, ok := r.find(string(replicate.ModeApexREST), 20*time.Millisecond); ok {
+		if u, ok := r.find(string(replicate.ModeUpsert), 20*time.Millisecond); ok && a.RecordsPerSec() > 0 {
+			x := u.RecordsPerSec() / a.RecordsPerSec()
+			out = append(out, fmt.Sprintf("≥ %d× the per-record pattern's throughput at 20 ms: %s (×%.0f)",
+				TargetSpeedup, verdict(x >= TargetSpeedup), x))
+		}
+	}
+	if u, ok := r.find(string(replicate.ModeUpsert), 0); ok {
+		v := u.RecordsPerSec()
+		line := fmt.Sprintf("≥ %s records/s at 0 ms on 2 cores: %s (%s records/s from the worker's start, %s in the write phase; %.0f%% of the target)",
+			thousands(TargetRate0ms), verdict(v >= TargetRate0ms), thousands(v), thousands(u.WriteRate()), 100*v/TargetRate0ms)
+		if runtime.NumCPU() != 2 {
+			line += fmt.Sprintf(" — measured on %d CPUs", runtime.NumCPU())
+		}
+		out = append(out, line)
+	}
+	if l := r.LowLoad; l != nil {
+		out = append(out, fmt.Sprintf("at low load a record reaches the target within -linger + one call (%v): %s (p50 %v, p99 %v, max %v)",
+			l.Bound(), verdict(l.P99 <= l.Bound()), ms(l.P50), ms(l.P99), ms(l.Max)))
+	}
+	if n := len(r.Memory); n >= 2 {
+		lo, hi := r.Memory[0], r.Memory[n-1]
+		g := float64(hi.Worker.PeakRSSKB) / float64(max(lo.Worker.PeakRSSKB, 1))
+		ga := float64(hi.Worker.PeakAnonKB) / float64(max(lo.Worker.PeakAnonKB, 1))
+		out = append(out, fmt.Sprintf("worker memory flat from %s to %s events (peak within ×%.2f): %s (VmHWM ×%.2f: %.1f → %.1f MiB; RssAnon ×%.2f)",
+			thousands(float64(lo.Records)), thousands(float64(hi.Records)), TargetMemoryGrowth,
+			verdict(g <= TargetMemoryGrowth), g, mib(lo.Worker.PeakRSSKB), mib(hi.Worker.PeakRSSKB), ga))
+	}
+	return out
+}
+
+func latencyString(d time.Duration) string {
+	return fmt.Sprintf("%d ms", d.Milliseconds())
+}
+
+func perRecord(d time.Duration, n int) float64 {
+	return float64(d.Microseconds()) / float64(max(n, 1))
+}
+
+// thousands formats v rounded to an integer with comma separators.
+func thousands(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
