@@ -531,3 +531,75 @@ func TestBulkModeExactness(t *testing.T) {
 		t.Errorf("%d API calls for %d records: not batched", st.APICalls, len(want))
 	}
 }
+
+// bulk configures a worker to write Bulk API jobs for any backlog above
+// 200 events.
+func bulk(c *Config) {
+	c.BulkThreshold, c.BulkBatch, c.BulkPoll, c.MaxDeliver = 200, 1000, 20*time.Millisecond, 30
+}
+
+// The collections exactness scenarios, in Bulk mode.
+func TestBulkModeFaults(t *testing.T) {
+	t.Run("503s and locks", func(t *testing.T) {
+		h := newHarness(t, fakeorg.Config{FailRate: 0.15, LockRate: 0.05}, queue.Config{})
+		ns := names("Flaky bulk", 2500)
+		h.publish(0, ns...)
+		h.startWorker("a", bulk)
+		h.startWorker("b", bulk)
+		h.waitFor("settled", 120*time.Second, func() bool { return h.org.Stats().Records["Account"] == len(ns) && h.settled() })
+		h.assertExactlyOnce(wantNames(0, ns))
+		if d := h.dlq(); len(d) != 0 {
+			t.Errorf("DLQ has %d entries, want 0; first: %+v", len(d), d[0])
+		}
+		if h.org.Stats().ByRoute["POST /jobs/ingest"] == 0 {
+			t.Error("no bulk job was created")
+		}
+	})
+	t.Run("killed after the job, before settling", func(t *testing.T) {
+		h := newHarness(t, fakeorg.Config{}, queue.Config{AckWait: 2 * time.Second})
+		ns := names("Killed bulk", 2000)
+		h.publish(0, ns...)
+		killed := make(chan struct{})
+		var once sync.Once
+		a := h.startWorker("a", func(c *Config) {
+			bulk(c)
+			c.Concurrency = 1
+			c.afterWrite = func(context.Context, []string) error {
+				once.Do(func() { close(killed) })
+				return errors.New("died")
+			}
+		})
+		<-killed
+		a.stop(t)
+		if h.org.Stats().Records["Account"] == 0 {
+			t.Fatal("the bulk job wrote nothing before the worker died")
+		}
+		h.startWorker("b", bulk)
+		h.waitFor("settled", 90*time.Second, func() bool { return h.org.Stats().Records["Account"] == len(ns) && h.settled() })
+		h.assertExactlyOnce(wantNames(0, ns))
+		if d := h.dlq(); len(d) != 0 {
+			t.Errorf("DLQ has %d entries, want 0", len(d))
+		}
+	})
+	t.Run("replay after fixing the cause", func(t *testing.T) {
+		h := newHarness(t, fakeorg.Config{RejectName: "^Bad"}, queue.Config{})
+		good, bad := names("Good", 1500), names("Bad", 300)
+		h.publish(0, good...)
+		h.publish(5000, bad...)
+		h.startWorker("a", bulk)
+		h.waitFor("settled", 90*time.Second, func() bool { return h.settled() && len(h.dlq()) == len(bad) })
+		none := ""
+		if err := h.org.Configure(fakeorg.ConfigPatch{RejectName: &none}); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := h.q.Replay(t.Context(), queue.ReplayOptions{}); err != nil || res.Replayed != len(bad) {
+			t.Fatalf("replay: %+v, %v", res, err)
+		}
+		h.waitFor("replayed events settled", 90*time.Second, func() bool { return h.settled() && len(h.dlq()) == 0 })
+		want := wantNames(0, good)
+		for k, v := range wantNames(5000, bad) {
+			want[k] = v
+		}
+		h.assertExactlyOnce(want)
+	})
+}
