@@ -256,6 +256,10 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker started", "mode", w.cfg.Mode, "batch", w.cfg.Batch,
 		"concurrency", w.cfg.Concurrency, "max_deliver", w.cfg.MaxDeliver, "api_budget", w.cfg.APIBudget)
+	// Start in the right mode for the backlog there is.
+	if b, err := w.cfg.Queue.Backlog(ctx); err == nil {
+		w.observeBacklog(b.Pending)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	w.bg = gctx
 	defer w.probes.Wait()

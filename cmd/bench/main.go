@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Records, "records", 20000, "backlog size of each scenario")
 	fs.IntVar(&cfg.ApexRecords, "apex-records", 2000, "backlog size cap in apexrest mode (one call per record)")
 	latencies := fs.String("latencies", "0ms,20ms,150ms", "fake org latencies, comma-separated")
-	modes := fs.String("modes", "apexrest,upsert", "worker modes, comma-separated")
+	modes := fs.String("modes", "apexrest,upsert,bulk", "worker modes, comma-separated: apexrest (the seed's pattern), upsert (collections calls), bulk (upsert with Bulk API 2.0 jobs)")
 	fs.DurationVar(&cfg.DurationCap, "duration-cap", 2*time.Minute, "longest a scenario may run")
 	lowLoad := fs.Bool("low-load", true, "run the low-load scenario (one event every 100 ms for 10 s, upsert at 20 ms)")
 	fs.BoolVar(&cfg.Memory, "memory", false, "run the memory scenario (backlogs of 10k, 100k, 1M up to -memory-max)")

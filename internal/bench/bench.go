@@ -42,7 +42,7 @@ type Config struct {
 	Records     int             // backlog size (default 20000)
 	ApexRecords int             // cap of the backlog in apexrest mode (default 2000)
 	Latencies   []time.Duration // fake org latencies (default 0, 20ms, 150ms)
-	Modes       []string        // worker modes (default apexrest, upsert)
+	Modes       []string        // worker modes (default apexrest, upsert, bulk)
 	DurationCap time.Duration   // per scenario (default 2m)
 
 	// LowLoad runs the low-load scenario: one event every LowLoadEvery for
@@ -78,7 +78,7 @@ func (c *Config) setDefaults() {
 		c.Latencies = []time.Duration{0, 20 * time.Millisecond, 150 * time.Millisecond}
 	}
 	if c.Modes == nil {
-		c.Modes = []string{string(replicate.ModeApexREST), string(replicate.ModeUpsert)}
+		c.Modes = []string{string(replicate.ModeApexREST), string(replicate.ModeUpsert), ModeBulk}
 	}
 	if c.DurationCap == 0 {
 		c.DurationCap = 2 * time.Minute
@@ -206,6 +206,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, errors.New("bench: -records and -apex-records must be positive")
 	}
 	for _, m := range cfg.Modes {
+		if m == ModeBulk {
+			continue
+		}
 		if _, err := replicate.ParseMode(m); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
@@ -297,8 +300,16 @@ type runner struct {
 	bin string
 }
 
+// ModeBulk is the bench's name for upsert mode writing Bulk API 2.0 jobs
+// from the first event on (-bulk-threshold 1); "upsert" is run with Bulk
+// jobs off (-bulk-threshold 0), so each row measures one way of writing.
+const ModeBulk = "bulk"
+
 // writeRoute is the fake org's route of a mode's write calls.
 func writeRoute(mode string) string {
+	if mode == ModeBulk {
+		return "POST /jobs/ingest"
+	}
 	switch replicate.Mode(mode) {
 	case replicate.ModeApexREST:
 		return "POST /apexrest/arrify/v1/accounts"

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestTinyRun runs both modes on a tiny backlog at 0 ms and a short low-load
+// TestTinyRun runs the three modes on a tiny backlog at 0 ms and a short low-load
 // scenario with a real worker process, and checks the report's counts.
 func TestTinyRun(t *testing.T) {
 	if testing.Short() {
@@ -25,18 +25,18 @@ func TestTinyRun(t *testing.T) {
 	var progress bytes.Buffer
 	rep, err := Run(t.Context(), Config{
 		WorkerBin: bin, Dir: dir,
-		Records: 200, Latencies: []time.Duration{0}, DurationCap: 30 * time.Second,
+		Records: 400, Latencies: []time.Duration{0}, DurationCap: 30 * time.Second,
 		LowLoad: true, LowLoadEvery: 50 * time.Millisecond, LowLoadFor: 500 * time.Millisecond,
-		Command: "go run ./cmd/bench -records 200", Progress: &progress,
+		Command: "go run ./cmd/bench -records 400", Progress: &progress,
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
-	if len(rep.Scenarios) != 2 {
-		t.Fatalf("%d scenarios, want 2", len(rep.Scenarios))
+	if len(rep.Scenarios) != 3 {
+		t.Fatalf("%d scenarios, want 3", len(rep.Scenarios))
 	}
 	for _, s := range rep.Scenarios {
-		if s.Capped || s.Written != 200 || s.Records != 200 {
+		if s.Capped || s.Written != 400 || s.Records != 400 {
 			t.Errorf("%s: %d of %d written, capped %v", s.Mode, s.Written, s.Records, s.Capped)
 		}
 		if s.P50 <= 0 || s.P99 < s.P50 || s.Max < s.P99 {
@@ -50,12 +50,17 @@ func TestTinyRun(t *testing.T) {
 		}
 		switch s.Mode {
 		case "apexrest":
-			if s.CallsPerRecord() != 1 || s.WriteCalls != 200 {
-				t.Errorf("apexrest: %v calls per record, %d write calls; want 1 and 200", s.CallsPerRecord(), s.WriteCalls)
+			if s.CallsPerRecord() != 1 || s.WriteCalls != 400 {
+				t.Errorf("apexrest: %v calls per record, %d write calls; want 1 and 400", s.CallsPerRecord(), s.WriteCalls)
 			}
 		case "upsert":
 			if s.CallsPerRecord() > 0.01 || s.RecordsPerWrite() < 190 {
 				t.Errorf("upsert: %v calls per record, %v records per write call", s.CallsPerRecord(), s.RecordsPerWrite())
+			}
+		case ModeBulk:
+			// One job: create, upload, close, a few polls, three result reads.
+			if s.WriteCalls != 1 || s.CallsPerRecord() > 0.1 {
+				t.Errorf("bulk: %d jobs, %v calls per record; want 1 job", s.WriteCalls, s.CallsPerRecord())
 			}
 		}
 	}
@@ -65,7 +70,7 @@ func TestTinyRun(t *testing.T) {
 	}
 	var out strings.Builder
 	rep.WriteMarkdown(&out)
-	for _, want := range []string{"go run ./cmd/bench -records 200", "| apexrest | 0 ms | 200 |", "| upsert | 0 ms | 200 |",
+	for _, want := range []string{"go run ./cmd/bench -records 400", "| apexrest | 0 ms | 400 |", "| upsert | 0 ms | 400 |", "| bulk | 0 ms | 400 |",
 		"upsert vs apexrest throughput", "Low load", "records per write call under a backlog"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"orgsync/replicate"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,9 +231,16 @@ func (e *env) workerArgs(mode string, extra []string) []string {
 		"-target-url", e.url,
 		"-target-client-id", fakeorg.DefaultClientID,
 		"-target-client-secret", fakeorg.DefaultClientSecret,
-		"-mode", mode,
 		"-worker-id", "bench",
 		"-data-dir", filepath.Join(e.dir, "worker"),
+	}
+	switch mode {
+	case ModeBulk:
+		args = append(args, "-mode", "upsert", "-bulk-threshold", "1", "-bulk-batch", "10000")
+	case string(replicate.ModeUpsert):
+		args = append(args, "-mode", mode, "-bulk-threshold", "0")
+	default:
+		args = append(args, "-mode", mode)
 	}
 	return append(args, extra...)
 }
