@@ -13,6 +13,7 @@ import (
 	"orgsync/event"
 	"orgsync/internal/app"
 	"orgsync/internal/cli"
+	"orgsync/queue"
 	"orgsync/salesforce"
 )
 
@@ -145,6 +146,7 @@ func cmdPoll(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	st, err := app.RunPoller(ctx, app.PollerConfig{
 		NATS:       app.NATSConfig{URL: nf.URL, Options: natsOpts},
+		Queue:      queue.Config{Replicas: nf.StreamReplicas},
 		Source:     auth,
 		APIVersion: org.APIVersion,
 		Poll: capture.PollerConfig{
@@ -202,6 +204,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	return app.RunServe(ctx, app.ServeConfig{
 		NATS:        app.NATSConfig{URL: nf.URL, Options: natsOpts},
+		Queue:       queue.Config{Replicas: nf.StreamReplicas},
 		Ingest:      capture.IngestConfig{SourceOrg: orgID, Token: *token, Fields: fields, SkipField: *cf.skipField},
 		Listen:      *listen,
 		TLSCert:     *tlsCert,
@@ -250,6 +253,7 @@ func cmdPublish(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	st, err := app.RunPublish(ctx, app.PublishConfig{
 		NATS:   app.NATSConfig{URL: nf.URL, Options: natsOpts},
+		Queue:  queue.Config{Replicas: nf.StreamReplicas},
 		NDJSON: capture.NDJSONConfig{SourceOrg: orgID, Fields: fields, SkipField: *cf.skipField},
 		Input:  in,
 		Logger: log,

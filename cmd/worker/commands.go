@@ -114,7 +114,7 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 		NATS:       app.NATSConfig{URL: nf.URL, Options: natsOpts},
 		Target:     auth,
 		APIVersion: org.APIVersion,
-		Queue:      queue.Config{AckWait: *ackWait, MaxAckPending: *maxAckPending},
+		Queue:      queue.Config{AckWait: *ackWait, MaxAckPending: *maxAckPending, Replicas: nf.StreamReplicas},
 		Engine: replicate.Config{
 			Mode: m, ExternalIDField: *ext, Batch: *batch, Linger: *linger, Concurrency: *conc,
 			MaxDeliver: *maxDeliver, APIBudget: *budget, RateLimit: *rateLimit, MaxCalls: *maxCalls,
@@ -149,7 +149,7 @@ func openQueue(ctx context.Context, nf *cli.NATSFlags) (*queue.Queue, func(), er
 		nc.Close()
 		return nil, nil, err
 	}
-	q, err := queue.New(ctx, js, queue.Config{})
+	q, err := queue.New(ctx, js, queue.Config{Replicas: nf.StreamReplicas})
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

@@ -157,6 +157,9 @@ type NATSFlags struct {
 	TLSCA   string
 	TLSCert string
 	TLSKey  string
+	// StreamReplicas is the replica count of the streams this process
+	// creates when they are missing (3 on a JetStream cluster).
+	StreamReplicas int
 }
 
 // AddNATSFlags adds -nats-url, -nats-creds, -nats-nkey and the -nats-tls-* flags.
@@ -168,6 +171,7 @@ func AddNATSFlags(fs *flag.FlagSet) *NATSFlags {
 	fs.StringVar(&n.TLSCA, "nats-tls-ca", "", "CA certificate file to verify the NATS server")
 	fs.StringVar(&n.TLSCert, "nats-tls-cert", "", "client certificate file for NATS mutual TLS")
 	fs.StringVar(&n.TLSKey, "nats-tls-key", "", "client key file for NATS mutual TLS")
+	fs.IntVar(&n.StreamReplicas, "stream-replicas", 1, "replicas of the streams this process creates when missing (3 on a JetStream cluster)")
 	return n
 }
 
