@@ -63,7 +63,7 @@ func runChaos(t *testing.T, p plan) {
 	e := newEnv(t)
 	e.startNATS(p.servers)
 	if p.servers > 1 {
-		e.createTopology(ctx, 3)
+		e.streamReplicas = 3 // the workers create R3 streams (-stream-replicas)
 	}
 	e.source = e.startFakeOrg("source")
 	e.target = e.startFakeOrg("target")
@@ -84,6 +84,9 @@ func runChaos(t *testing.T, p plan) {
 		}
 	}
 	e.startProducer()
+	if p.servers > 1 {
+		e.assertReplicas(ctx, 3)
+	}
 	e.producer.supervised.Store(true)
 	e.setSupervised(true)
 	e.supervise(ctx)

@@ -38,6 +38,9 @@ type env struct {
 	target   *fakeOrg
 	workers  []*workerProc
 	producer *proc
+	// streamReplicas, when set, is passed to every worker and the producer
+	// as -stream-replicas.
+	streamReplicas int
 
 	mon *nats.Conn
 	js  jetstream.JetStream
@@ -249,23 +252,27 @@ func (e *env) streamLeader(ctx context.Context) (*natsServer, error) {
 	return nil, fmt.Errorf("leader %q is none of our servers", info.Cluster.Leader)
 }
 
-// createTopology creates the streams with the given replicas and the
-// consumer with the workers' settings, before any worker starts: the
-// workers use existing streams as they are, and `worker run` has no flag
-// for the replicas.
-func (e *env) createTopology(ctx context.Context, replicas int) {
+// assertReplicas checks that the workers and producer created both
+// streams with the replicas -stream-replicas asked for.
+func (e *env) assertReplicas(ctx context.Context, want int) {
 	e.t.Helper()
-	var err error
-	ok := eventually(ctx, 30*time.Second, 250*time.Millisecond, func() bool {
-		var q *queue.Queue
-		if q, err = queue.New(ctx, e.js, queue.Config{Replicas: replicas, AckWait: ackWait}); err != nil {
-			return false
+	for _, name := range []string{queue.Stream, queue.DLQStream} {
+		var got int
+		ok := eventually(ctx, 30*time.Second, 250*time.Millisecond, func() bool {
+			st, err := e.js.Stream(ctx, name)
+			if err != nil {
+				return false
+			}
+			info, err := st.Info(ctx)
+			if err != nil {
+				return false
+			}
+			got = info.Config.Replicas
+			return true
+		})
+		if !ok || got != want {
+			e.t.Fatalf("stream %s: %d replicas, want %d", name, got, want)
 		}
-		_, err = q.Consumer(ctx)
-		return err == nil
-	})
-	if !ok {
-		e.t.Fatalf("creating streams with %d replicas: %v", replicas, err)
 	}
 }
 
@@ -338,6 +345,9 @@ func (e *env) addWorker(id string, extra ...string) *workerProc {
 			"-worker-id", id, "-data-dir", w.dataDir,
 			"-ack-wait", ackWait.String(), "-max-deliver", strconv.Itoa(maxDeliver), "-linger", "50ms",
 			"-metrics-addr", fmt.Sprintf("127.0.0.1:%d", w.port)}
+		if e.streamReplicas > 0 {
+			args = append(args, "-stream-replicas", strconv.Itoa(e.streamReplicas))
+		}
 		return append(args, extra...)
 	})
 	e.workers = append(e.workers, w)
@@ -388,10 +398,14 @@ func (e *env) startProducer() {
 	dataDir := filepath.Join(e.dir, "data-producer")
 	if e.producer == nil {
 		e.producer = e.newProc("producer", "producer", func() []string {
-			return []string{"poll",
+			args := []string{"poll",
 				"-nats-url", e.natsURLs(),
 				"-source-url", e.source.url, "-source-client-id", "demo", "-source-client-secret", "demo-secret",
 				"-interval", "200ms", "-overlap", "30s", "-rate-limit", "50", "-data-dir", dataDir}
+			if e.streamReplicas > 0 {
+				args = append(args, "-stream-replicas", strconv.Itoa(e.streamReplicas))
+			}
+			return args
 		})
 	}
 	if err := e.producer.start(); err != nil {
