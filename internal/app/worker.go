@@ -163,6 +163,9 @@ func (c NATSConfig) connect(name string, log *slog.Logger) (*nats.Conn, func(), 
 	opts := append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
+		// A server that is not up yet (it starts after us, or restarts) is
+		// waited for, as after a disconnect; retrySetup waits for the queue.
+		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("disconnected from NATS", "err", err)

@@ -1,0 +1,88 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"orgsync/event"
+	"orgsync/queue"
+	"orgsync/replicate"
+	"orgsync/salesforce"
+	"orgsync/salesforce/fakeorg"
+)
+
+// A worker started before its NATS server waits for it (as compose may
+// start them) instead of exiting, and then syncs.
+func TestWorkerWaitsForNATS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+
+	org, err := fakeorg.New(fakeorg.Config{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(org)
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- RunWorker(ctx, WorkerConfig{
+			NATS:    NATSConfig{URL: fmt.Sprintf("nats://127.0.0.1:%d", port)},
+			Target:  salesforce.AuthConfig{URL: srv.URL, ClientID: "demo", ClientSecret: "demo-secret"},
+			DataDir: t.TempDir(), Engine: replicate.Config{WorkerID: "early", Linger: 20 * time.Millisecond},
+		})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the worker gave up before NATS started: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	emb, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: t.TempDir(), Listen: true, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Shutdown()
+	nc, err := emb.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	q, err := queue.New(t.Context(), js, queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event.Event{V: 1, Type: event.TypeAccountCreated, SourceOrg: salesforce.ID18("00D0000000SRC01"),
+		SourceID: salesforce.ID18("001SRC000000001"), Fields: map[string]any{"Name": "Early"}}
+	body, _ := ev.Encode()
+	if _, err := q.Publish(t.Context(), queue.SubjectCreated, ev.MsgID(), body, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for org.Stats().Records["Account"] != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the record did not reach the target")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("worker stopped: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("RunWorker: %v", err)
+	}
+}
