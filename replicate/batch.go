@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -229,8 +231,13 @@ func crashed(ctx context.Context, hook func(context.Context, []string) error, gs
 // settleCallFailure handles a whole call that failed for good.
 func (w *Worker) settleCallFailure(ctx context.Context, gs []*group, write writeFunc, err error) {
 	class := salesforce.Classify(err)
-	if errors.Is(err, errOverBudget) {
+	switch {
+	case errors.Is(err, errOverBudget):
 		class = salesforce.Budget
+	case isConfigError(err):
+		// No record can succeed until the target is set up: pause, like
+		// bad credentials, rather than dead-letter everything.
+		class = salesforce.AuthFailure
 	}
 	switch class {
 	case salesforce.AuthFailure, salesforce.Budget:
@@ -258,6 +265,15 @@ func (w *Worker) settleCallFailure(ctx context.Context, gs []*group, write write
 		}
 		w.settle(ctx, gs, outs)
 	}
+}
+
+// isConfigError reports a whole-call answer that means the target is not
+// set up for orgsync: the external ID field is missing or the integration
+// user cannot see it.
+func isConfigError(err error) bool {
+	var ae *salesforce.APIError
+	return errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound && ae.Code == "NOT_FOUND" &&
+		strings.Contains(ae.Message, "external ID field")
 }
 
 // failure turns an error into an outcome with its class, code and message.

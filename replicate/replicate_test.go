@@ -603,3 +603,25 @@ func TestBulkModeFaults(t *testing.T) {
 		h.assertExactlyOnce(want)
 	})
 }
+
+// A target without the external ID field (or an integration user who cannot
+// see it) is a configuration error: the pool pauses with the reason and
+// nothing is dead-lettered (the probe resumes it once the field exists).
+func TestMissingExternalIDFieldPauses(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{}, queue.Config{})
+	h.publish(0, names("Waiting", 50)...)
+	w := h.startWorker("a", func(c *Config) { c.ExternalIDField = "Missing_Id__c" })
+	h.waitFor("the pool paused", 30*time.Second, func() bool {
+		p, err := h.q.Paused(t.Context())
+		return err == nil && p && w.w.Ready() != nil
+	})
+	if err := w.w.Ready(); !strings.Contains(err.Error(), "external ID field") {
+		t.Errorf("Ready() = %v, want the reason", err)
+	}
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("DLQ has %d entries, want 0: %+v", len(d), d[0])
+	}
+	if n := h.org.Stats().Records["Account"]; n != 0 {
+		t.Errorf("%d records written", n)
+	}
+}
