@@ -40,9 +40,10 @@ func (o *Org) Stats() Stats {
 	}
 }
 
-// Reset deletes every record, open query cursor and Bulk job and zeroes the
-// call counters and the daily API and Bulk batch usage. Settings and tokens
-// stay.
+// Reset deletes every record, open query cursor and Bulk job, restarts the
+// delete log (Get Deleted's earliestDateAvailable becomes now) and zeroes
+// the call counters and the daily API and Bulk batch usage. Settings and
+// tokens stay.
 func (o *Org) Reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -61,6 +62,7 @@ func (o *Org) Reset() {
 	o.bulkBatches = 0
 	o.apiUsed, o.apiCalls = 0, 0
 	o.byRoute = make(map[string]int)
+	o.logSince = o.nowUTC()
 }
 
 // adminError is the body of an admin endpoint's error.

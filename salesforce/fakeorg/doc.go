@@ -32,6 +32,8 @@
 //	GET /sobjects                                describe global
 //	GET|POST /sobjects/Account                   basic info | create
 //	GET /sobjects/Account/describe
+//	GET /sobjects/Account/updated                Get Updated (?start=&end=)
+//	GET /sobjects/Account/deleted                Get Deleted (?start=&end=)
 //	GET|PATCH|DELETE /sobjects/Account/{id}
 //	GET|PATCH|DELETE /sobjects/Account/{field}/{value}   by external ID (PATCH = upsert)
 //	POST|PATCH|DELETE /composite/sobjects         collections create | update | delete
@@ -58,6 +60,22 @@
 // as 2026-01-01T00:00:00.000+0000. Deleting moves a record to the recycle
 // bin: it answers ENTITY_IS_DELETED and only queryAll sees it, with
 // IsDeleted=true.
+//
+// The replication resources (API v29.0 and later) take start and end as
+// URL-encoded ISO 8601 datetimes (Z, ±hh:mm or Salesforce's ±hhmm, so a
+// latestDateCovered can be passed back) and drop their seconds. Get Updated
+// answers {"ids":[…],"latestDateCovered":…} with the live accounts whose
+// SystemModstamp (set on create and on every update) lies in [start, end];
+// Get Deleted answers {"deletedRecords":[{"id","deletedDate"}],
+// "earliestDateAvailable","latestDateCovered"} for the recycle bin, the
+// deletedDate being the SystemModstamp the delete set. latestDateCovered is
+// end, but never past the current minute (the documentation's example asks
+// for an end two days ahead and gets the minute of the call).
+// INVALID_REPLICATION_DATE answers an end not at least a minute after start
+// ("startDate must be at least one minute greater than endDate", Salesforce's
+// wording) and a start more than 30 days back ("startDate cannot be more than
+// 30 days ago"), for both resources; more than 600,000 IDs is 400
+// EXCEEDED_ID_LIMIT.
 //
 // Writes validate like Salesforce: Name is required and at most 255
 // characters, other text fields follow describe's lengths, unknown fields
@@ -116,6 +134,13 @@
 //     invalid_client "invalid client credentials" for a wrong secret.
 //   - An upsert body's own external ID value is ignored: the path's value
 //     names the record, and an update keeps the stored spelling.
+//   - Replication: a missing start or end is 400 MISSING_ARGUMENT "Missing
+//     required parameter: start"; a value that does not parse (an
+//     unencoded + arrives as a space) is 400 INVALID_REPLICATION_DATE; the
+//     EXCEEDED_ID_LIMIT message. Get Updated leaves deleted records out.
+//     The delete log is never purged, so earliestDateAvailable is the
+//     minute the org was created or last Reset, and records deleted more
+//     than 15 days ago are still listed. IDs come in creation order.
 //   - userinfo and the identity URL answer 403 "Bad_OAuth_Token" (text) to a
 //     bad token.
 //   - Bulk: an unknown or malformed job ID is 404 NOT_FOUND; a PUT to a job

@@ -2,6 +2,9 @@ package fakeorg
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,5 +151,47 @@ func TestRollback(t *testing.T) {
 	}
 	if len(o.order) != 1 {
 		t.Errorf("order: %v", o.order)
+	}
+}
+
+func TestReplicationIDLimit(t *testing.T) {
+	defer func(n int) { replicationIDLimit = n }(replicationIDLimit)
+	replicationIDLimit = 1
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	o, err := New(Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, name := range []string{"a", "b", "c"} {
+		id, err := o.InsertAccount(Record{"Name": name}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	tok := o.IssueAccessToken()
+	get := func(kind string) (int, string) {
+		req := httptest.NewRequest(http.MethodGet, "/services/data/v63.0/sobjects/Account/"+kind+
+			"/?start=2026-01-01T11%3A00%3A00Z&end=2026-01-01T13%3A00%3A00Z", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		o.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	const exceeded = `[{"message":"More than 1 ids were found. Choose start and end dates that are closer together.","errorCode":"EXCEEDED_ID_LIMIT"}]`
+	if code, body := get("updated"); code != http.StatusBadRequest || body != exceeded {
+		t.Errorf("updated: %d %s", code, body)
+	}
+	o.mu.Lock()
+	for _, id := range ids[:2] {
+		_ = o.softDelete(o.accounts[id], nil, false)
+	}
+	o.mu.Unlock()
+	if code, body := get("updated"); code != http.StatusOK || !strings.Contains(body, ids[2]) {
+		t.Errorf("updated with one live record: %d %s", code, body)
+	}
+	if code, body := get("deleted"); code != http.StatusBadRequest || body != exceeded {
+		t.Errorf("deleted: %d %s", code, body)
 	}
 }

@@ -124,6 +124,9 @@ type Org struct {
 	locOrder []string
 	jobs     map[string]*bulkJob // Bulk API 2.0 ingest jobs by 18-character ID
 	jobOrder []string
+	// logSince is when the delete log starts (New or the last Reset): Get
+	// Deleted's earliestDateAvailable.
+	logSince time.Time
 	// bulkBatches counts internal Bulk batches (10,000 records each)
 	// against DailyBulkApiBatches.
 	bulkBatches int
@@ -198,6 +201,7 @@ func New(cfg Config) (*Org, error) {
 	if o.now == nil {
 		o.now = time.Now
 	}
+	o.logSince = o.nowUTC()
 	for _, h := range cfg.LoginHosts {
 		o.loginHosts[strings.ToLower(h)] = true
 	}

@@ -196,6 +196,10 @@ func (o *Org) routeREST(segs []string) (tmpl string, methods map[string]handler,
 		return "/sobjects/Account", map[string]handler{http.MethodGet: o.handleSObjectInfo, http.MethodPost: o.handleCreate}, false
 	case segs[0] == "sobjects" && n == 3 && segs[2] == "describe":
 		return "/sobjects/Account/describe", map[string]handler{http.MethodGet: o.handleDescribe}, false
+	case segs[0] == "sobjects" && n == 3 && segs[2] == "updated":
+		return "/sobjects/Account/updated", map[string]handler{http.MethodGet: o.handleUpdated}, false
+	case segs[0] == "sobjects" && n == 3 && segs[2] == "deleted":
+		return "/sobjects/Account/deleted", map[string]handler{http.MethodGet: o.handleDeleted}, false
 	case segs[0] == "sobjects" && n == 3:
 		return "/sobjects/Account/{id}", map[string]handler{
 			http.MethodGet: o.handleGet, http.MethodPatch: o.handleUpdate, http.MethodDelete: o.handleDelete,
