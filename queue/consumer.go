@@ -69,8 +69,10 @@ func (c *Consumer) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 // If ctx is cancelled while waiting, Fetch returns at once with the messages
 // it already holds (nil error), or with ctx's error when it holds none. The
 // server-side request stays open until maxWait; messages that reach it after
-// Fetch returned are nak'ed (redelivered at once to another request), so none
-// waits out its AckWait unseen.
+// Fetch returned are nak'ed with a delay that outlasts the request, so each
+// is redelivered once, to another request, instead of waiting out its
+// AckWait unseen. (An immediate nak would hand it straight back to the same
+// abandoned request, again and again, burning its delivery count.)
 //
 // A non-nil error always comes with no messages. It wraps ErrNoConsumer when
 // the consumer does not exist (deleted after it was obtained).
@@ -90,6 +92,7 @@ func (c *Consumer) Fetch(ctx context.Context, batchSize int, maxWait time.Durati
 	}
 	wait = max(wait, MinFetchWait)
 
+	expires := time.Now().Add(wait)
 	batch, err := c.c.Fetch(batchSize, jetstream.FetchMaxWait(wait))
 	if err != nil {
 		return nil, consumerErr("fetch", err)
@@ -104,7 +107,7 @@ func (c *Consumer) Fetch(ctx context.Context, batchSize int, maxWait time.Durati
 			}
 			msgs = append(msgs, m)
 		case <-ctx.Done():
-			go nakAll(ch)
+			go nakAll(ch, expires)
 			if len(msgs) == 0 {
 				return nil, fmt.Errorf("queue: fetch: %w", ctx.Err())
 			}
@@ -128,12 +131,16 @@ func (c *Consumer) fetchDone(msgs []jetstream.Msg, err error) ([]jetstream.Msg, 
 }
 
 // nakAll naks every message still delivered to an abandoned fetch, until the
-// library closes the channel (at most the fetch's max wait plus a second).
-func nakAll(ch <-chan jetstream.Msg) {
+// library closes the channel (at most the fetch's max wait plus a second),
+// with a delay that ends after the request has expired on the server.
+func nakAll(ch <-chan jetstream.Msg, expires time.Time) {
 	for m := range ch {
-		_ = m.Nak()
+		_ = m.NakWithDelay(time.Until(expires) + abandonedNakMargin)
 	}
 }
+
+// abandonedNakMargin is added to an abandoned request's remaining wait.
+const abandonedNakMargin = 200 * time.Millisecond
 
 // Ack acknowledges m and waits for the server to confirm it, so a lost ack
 // cannot redeliver a message whose effect is already recorded.

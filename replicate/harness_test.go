@@ -3,7 +3,9 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -157,6 +159,9 @@ func (h *harness) startWorker(id string, mutate func(*Config)) *runningWorker {
 		Queue: h.q, Consumer: cons, Target: client, Auth: auth, Store: st,
 		Linger: 50 * time.Millisecond, AckWait: cons.AckWait(), WorkerID: id,
 		CallRetry: 2 * time.Second, PauseFor: 2 * time.Second, ProbeInterval: 100 * time.Millisecond,
+	}
+	if os.Getenv("ORGSYNC_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("worker", id)
 	}
 	if mutate != nil {
 		mutate(&cfg)
