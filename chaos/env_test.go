@@ -74,8 +74,44 @@ func newEnv(t *testing.T) *env {
 				t.Logf("----- tail of %s (%s) -----\n%s", p.name, p.log, p.tail(40))
 			}
 		}
+		scanForSecrets(t, procs)
 	})
 	return e
+}
+
+// accessToken matches the access tokens the fake orgs issue (Salesforce's
+// shape: the 15-character org ID, "!", the token).
+var accessToken = regexp.MustCompile(`00D[0-9A-Za-z]{12}![0-9A-Za-z._-]{20,}`)
+
+// scanForSecrets fails the test if anything a process printed (NATS, the
+// fake orgs, the producer, the workers) contains the client secret or an
+// access token.
+func scanForSecrets(t *testing.T, procs []*proc) {
+	t.Helper()
+	bytes := 0
+	for _, p := range procs {
+		raw, err := os.ReadFile(p.log)
+		if err != nil {
+			continue
+		}
+		// Only what the process printed: not the harness's own "=== chaos:"
+		// lines, which quote the command line.
+		var out []byte
+		for _, line := range strings.SplitAfter(string(raw), "\n") {
+			if !strings.HasPrefix(line, "=== chaos:") {
+				out = append(out, line...)
+			}
+		}
+		b := out
+		bytes += len(b)
+		if strings.Contains(string(b), "demo-secret") {
+			t.Errorf("%s printed the client secret", p.name)
+		}
+		if tok := accessToken.Find(b); tok != nil {
+			t.Errorf("%s printed an access token (%.20s…)", p.name, tok)
+		}
+	}
+	t.Logf("secret scan: %d bytes of output from %d processes, no client secret or access token", bytes, len(procs))
 }
 
 // supervise restarts supervised processes that exited on their own until
