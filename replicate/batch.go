@@ -200,7 +200,15 @@ func (w *Worker) writeAndSettle(ctx context.Context, gs []*group, write writeFun
 	if crashed(ctx, w.cfg.beforeWrite, gs) {
 		return
 	}
-	outs, err := w.callWithRetry(ctx, func(ctx context.Context) ([]outcome, error) { return write(ctx, gs) })
+	var outs []outcome
+	var err error
+	if w.cfg.Mode == ModeApexREST {
+		// One call per record, each through the limits and retries itself:
+		// the batch must not hold a call slot while its records wait for one.
+		outs, err = write(ctx, gs)
+	} else {
+		outs, err = w.callWithRetry(ctx, func(ctx context.Context) ([]outcome, error) { return write(ctx, gs) })
+	}
 	if err != nil {
 		w.settleCallFailure(ctx, gs, write, err)
 		return

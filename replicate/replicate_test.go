@@ -625,3 +625,14 @@ func TestMissingExternalIDFieldPauses(t *testing.T) {
 		t.Errorf("%d records written", n)
 	}
 }
+
+// In apexrest mode a batch makes one call per record: with as many batches
+// in flight as call slots, the batches must not hold slots themselves, or
+// no record call could ever start.
+func TestApexRESTSlotsNotHeldByBatches(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{Latency: 5 * time.Millisecond}, queue.Config{})
+	ns := names("Slots", 100)
+	h.publish(0, ns...)
+	h.startWorker("a", func(c *Config) { c.Mode = ModeApexREST; c.Concurrency = 2; c.MaxCalls = 2; c.Batch = 10 })
+	h.waitFor("all written", 30*time.Second, func() bool { return h.org.Stats().Records["Account"] == len(ns) && h.settled() })
+}
