@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
@@ -145,5 +146,76 @@ func TestNATSFlagsUsage(t *testing.T) {
 	}
 	if _, err := (&cli.NATSFlags{NKey: filepath.Join(t.TempDir(), "missing")}).Options(); err == nil {
 		t.Error("a missing nkey seed file accepted")
+	}
+}
+
+// A server in operator mode (decentralised JWT auth) accepts a user whose
+// credentials file -nats-creds names, and refuses one without it.
+func TestNATSFlagsCreds(t *testing.T) {
+	op, _ := nkeys.CreateOperator()
+	opPub, _ := op.PublicKey()
+	opClaims := jwt.NewOperatorClaims(opPub)
+	opJWT, err := opClaims.Encode(op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opClaims, err = jwt.DecodeOperatorClaims(opJWT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, _ := nkeys.CreateAccount()
+	acctPub, _ := acct.PublicKey()
+	acctJWT, err := jwt.NewAccountClaims(acctPub).Encode(op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, _ := nkeys.CreateUser()
+	userPub, _ := user.PublicKey()
+	userClaims := jwt.NewUserClaims(userPub)
+	userJWT, err := userClaims.Encode(acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := user.Seed()
+	creds, err := jwt.FormatUserConfig(userJWT, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	credsFile := filepath.Join(t.TempDir(), "orgsync.creds")
+	if err := os.WriteFile(credsFile, creds, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	resolver := &server.MemAccResolver{}
+	if err := resolver.Store(acctPub, acctJWT); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		TrustedOperators: []*jwt.OperatorClaims{opClaims}, AccountResolver: resolver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	url := "nats://" + ns.Addr().String()
+
+	opts, err := (&cli.NATSFlags{URL: url, Creds: credsFile}).Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := cli.ConnectNATS(url, "test", opts)
+	if err != nil {
+		t.Fatalf("connect with -nats-creds: %v", err)
+	}
+	nc.Close()
+
+	if nc, err := cli.ConnectNATS(url, "test", nil); err == nil {
+		nc.Close()
+		t.Fatal("connected without credentials to a server that requires them")
+	} else if strings.Contains(err.Error(), string(seed)) {
+		t.Error("the error contains the seed")
 	}
 }
