@@ -236,7 +236,7 @@ func cmdMappingGet(ctx context.Context, args []string, getenv func(string) strin
 	org := cli.AddOrgFlags(fs, "target")
 	ext := fs.String("external-id-field", replicate.DefaultExternalIDField, "the target's external ID field, for the fallback query")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for a running worker's answer")
-	if err := cli.Parse(fs, args, getenv, "timeout"); err != nil {
+	if err := cli.Parse(fs, args, getenv); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -283,7 +283,7 @@ func cmdMappingExport(ctx context.Context, args []string, getenv func(string) st
 	workerID := fs.String("worker-id", app.DefaultWorkerID(), "whose ID map to export")
 	format := fs.String("format", store.FormatCSV, "csv or json")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for a running worker's answer")
-	if err := cli.Parse(fs, args, getenv, "format", "timeout"); err != nil {
+	if err := cli.Parse(fs, args, getenv, "format"); err != nil {
 		return err
 	}
 	if *format != store.FormatCSV && *format != store.FormatJSON {

@@ -251,3 +251,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// One-shot options and filters read no environment (DESIGN.md); the other
+// flags do.
+func TestOneShotFlagsIgnoreEnvironment(t *testing.T) {
+	env := map[string]string{
+		"ORGSYNC_FORMAT":  "xml",   // would be a usage error if read
+		"ORGSYNC_TIMEOUT": "never", // must be read: a bad value is an error naming it
+	}
+	getenv := func(k string) string { return env[k] }
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"mapping", "export", "-data-dir", t.TempDir(), "-worker-id", "x"}, getenv, nil, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "ORGSYNC_TIMEOUT") || strings.Contains(errb.String(), "xml") {
+		t.Errorf("exit %d, stderr %q: want a usage error naming ORGSYNC_TIMEOUT and nothing about -format", code, errb.String())
+	}
+}
