@@ -17,6 +17,7 @@ import (
 	"orgsync/capture"
 	"orgsync/event"
 	"orgsync/queue"
+	"orgsync/queue/queuetest"
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
 	"orgsync/store"
@@ -36,24 +37,8 @@ type env struct {
 
 func newEnv(t *testing.T, orgCfg fakeorg.Config) *env {
 	t.Helper()
-	emb, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := queue.New(t.Context(), js, queue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := queuetest.Start(t, queue.EmbeddedConfig{})
+	q := ns.Queue(t, queue.Config{})
 	if orgCfg.Seed == 0 {
 		orgCfg.Seed = 1
 	}
@@ -63,7 +48,7 @@ func newEnv(t *testing.T, orgCfg fakeorg.Config) *env {
 	}
 	srv := httptest.NewServer(org)
 	t.Cleanup(srv.Close)
-	return &env{t: t, emb: emb, nc: nc, js: js, q: q, org: org, srv: srv}
+	return &env{t: t, emb: ns.Embedded, nc: ns.Conn, js: ns.JS, q: q, org: org, srv: srv}
 }
 
 // client returns a client-credentials client of the fake source org.

@@ -9,14 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"orgsync/event"
 	"orgsync/queue"
+	"orgsync/queue/queuetest"
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
 	"orgsync/store"
@@ -26,32 +24,15 @@ import (
 // httptest server, and workers started on them.
 type harness struct {
 	t      testing.TB
-	emb    *queue.Embedded
-	js     jetstream.JetStream
 	q      *queue.Queue
 	org    *fakeorg.Org
 	srv    *httptest.Server
-	qcfg   queue.Config
 	srcOrg string
-	seq    atomic.Int64
 }
 
 func newHarness(t testing.TB, orgCfg fakeorg.Config, qcfg queue.Config) *harness {
 	t.Helper()
-	emb, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := queuetest.Start(t, queue.EmbeddedConfig{})
 	if orgCfg.Seed == 0 {
 		orgCfg.Seed = 1
 	}
@@ -61,11 +42,8 @@ func newHarness(t testing.TB, orgCfg fakeorg.Config, qcfg queue.Config) *harness
 	}
 	srv := httptest.NewServer(org)
 	t.Cleanup(srv.Close)
-	q, err := queue.New(t.Context(), js, qcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &harness{t: t, emb: emb, js: js, q: q, org: org, srv: srv, qcfg: qcfg,
+	q := ns.Queue(t, qcfg)
+	return &harness{t: t, q: q, org: org, srv: srv,
 		srcOrg: salesforce.ID18("00D0000000SRC01")}
 }
 

@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"orgsync/event"
 	"orgsync/queue"
+	"orgsync/queue/queuetest"
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
 )
@@ -86,12 +85,8 @@ func TestEnvironmentConfiguresFlags(t *testing.T) {
 // The whole operator workflow against a running worker process (in-process):
 // sync, inspect and replay dead letters, look up and export the ID map.
 func TestOperatorWorkflow(t *testing.T) {
-	emb, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: t.TempDir(), Listen: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	natsURL := emb.ClientURL()
+	ns := queuetest.Start(t, queue.EmbeddedConfig{Listen: true})
+	natsURL := ns.ClientURL()
 	org, err := fakeorg.New(fakeorg.Config{RejectName: "^Bad", Seed: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -115,16 +110,7 @@ func TestOperatorWorkflow(t *testing.T) {
 	})
 
 	// Publish 30 good and 3 bad events.
-	nc, err := emb.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	q, err := queue.New(t.Context(), js, queue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := ns.Queue(t, queue.Config{})
 	srcOrg := salesforce.ID18("00D0000000SRC01")
 	id := func(i int) string { return salesforce.ID18(fmt.Sprintf("001SRC%09d", i)) }
 	for i := range 33 {

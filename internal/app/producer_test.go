@@ -21,29 +21,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 
 	"orgsync/capture"
 	"orgsync/queue"
+	"orgsync/queue/queuetest"
 	"orgsync/replicate"
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
 )
-
-func embedded(t *testing.T) (*queue.Embedded, *nats.Conn) {
-	t.Helper()
-	emb, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return emb, nc
-}
 
 func fakeOrg(t *testing.T, cfg fakeorg.Config) (*fakeorg.Org, *httptest.Server) {
 	t.Helper()
@@ -72,7 +57,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 // worker → fake target, every record exactly once, also across a poller
 // restart.
 func TestPollerToWorkerEndToEnd(t *testing.T) {
-	_, nc := embedded(t)
+	nc := queuetest.Start(t, queue.EmbeddedConfig{}).Conn
 	src, srcSrv := fakeOrg(t, fakeorg.Config{PageSize: 150})
 	dst, dstSrv := fakeOrg(t, fakeorg.Config{})
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -195,7 +180,7 @@ func TestPollerToWorkerEndToEnd(t *testing.T) {
 
 // Ensure that -once catches up and returns what it captured.
 func TestRunPollerOnce(t *testing.T) {
-	_, nc := embedded(t)
+	nc := queuetest.Start(t, queue.EmbeddedConfig{}).Conn
 	src, srcSrv := fakeOrg(t, fakeorg.Config{})
 	for i := range 30 {
 		if _, err := src.InsertAccount(fakeorg.Record{"Name": fmt.Sprintf("A%d", i)}, time.Time{}); err != nil {
@@ -263,7 +248,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // Ensure that `producer serve` answers over TLS, enqueues a good request,
 // serves /healthz, /readyz and /metrics, and stops when ctx is cancelled.
 func TestRunServeTLS(t *testing.T) {
-	_, nc := embedded(t)
+	nc := queuetest.Start(t, queue.EmbeddedConfig{}).Conn
 	certFile, keyFile, pool := selfSigned(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

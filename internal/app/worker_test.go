@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 
 	"orgsync/event"
 	"orgsync/queue"
+	"orgsync/queue/queuetest"
 	"orgsync/replicate"
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
@@ -49,21 +49,7 @@ func TestWorkerWaitsForNATS(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 
-	emb, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: t.TempDir(), Listen: true, Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Shutdown()
-	nc, err := emb.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	q, err := queue.New(t.Context(), js, queue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := queuetest.Start(t, queue.EmbeddedConfig{Listen: true, Port: port}).Queue(t, queue.Config{})
 	ev := event.Event{V: 1, Type: event.TypeAccountCreated, SourceOrg: salesforce.ID18("00D0000000SRC01"),
 		SourceID: salesforce.ID18("001SRC000000001"), Fields: map[string]any{"Name": "Early"}}
 	body, _ := ev.Encode()
