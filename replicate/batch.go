@@ -238,15 +238,7 @@ func crashed(ctx context.Context, hook func(context.Context, []string) error, gs
 
 // settleCallFailure handles a whole call that failed for good.
 func (w *Worker) settleCallFailure(ctx context.Context, gs []*group, write writeFunc, err error) {
-	class := salesforce.Classify(err)
-	switch {
-	case errors.Is(err, errOverBudget):
-		class = salesforce.Budget
-	case isConfigError(err):
-		// No record can succeed until the target is set up: pause, like
-		// bad credentials, rather than dead-letter everything.
-		class = salesforce.AuthFailure
-	}
+	class := classOf(err)
 	switch class {
 	case salesforce.AuthFailure, salesforce.Budget:
 		w.pause(ctx, class, err)
@@ -275,6 +267,19 @@ func (w *Worker) settleCallFailure(ctx context.Context, gs []*group, write write
 	}
 }
 
+// classOf is salesforce.Classify with orgsync's own causes: over the
+// budget is Budget; a target not set up for orgsync pauses like bad
+// credentials, since no record can succeed until it is fixed.
+func classOf(err error) salesforce.Class {
+	switch {
+	case errors.Is(err, errOverBudget):
+		return salesforce.Budget
+	case isConfigError(err):
+		return salesforce.AuthFailure
+	}
+	return salesforce.Classify(err)
+}
+
 // isConfigError reports a whole-call answer that means the target is not
 // set up for orgsync: the external ID field is missing or the integration
 // user cannot see it.
@@ -286,7 +291,7 @@ func isConfigError(err error) bool {
 
 // failure turns an error into an outcome with its class, code and message.
 func failure(err error, extIDField string) outcome {
-	o := outcome{err: err, class: salesforce.Classify(err), message: err.Error()}
+	o := outcome{err: err, class: classOf(err), message: err.Error()}
 	var re *salesforce.RecordError
 	var ae *salesforce.APIError
 	switch {
@@ -314,6 +319,13 @@ func failure(err error, extIDField string) outcome {
 func (w *Worker) settle(ctx context.Context, gs []*group, outs []outcome) {
 	var done []store.Mapping
 	var doneGroups []*group
+	var pauseCause error
+	var pauseClass salesforce.Class
+	defer func() {
+		if pauseCause != nil {
+			w.pause(ctx, pauseClass, pauseCause) // once per batch, not per record
+		}
+	}()
 	now := time.Now().UTC()
 	for i, g := range gs {
 		o := outs[i]
@@ -335,7 +347,9 @@ func (w *Worker) settle(ctx context.Context, gs []*group, outs []outcome) {
 				w.deadLetter(ctx, d, g.sourceID, o.code, o.message)
 			}
 		case o.class == salesforce.AuthFailure || o.class == salesforce.Budget:
-			w.pause(ctx, o.class, o.err)
+			if pauseCause == nil {
+				pauseCause, pauseClass = o.err, o.class
+			}
 			w.nakGroup(g, w.pauseNakDelay(), o.err)
 		default: // transient
 			if n := g.maxDelivered(); n >= w.cfg.MaxDeliver {

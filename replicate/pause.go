@@ -21,6 +21,7 @@ func (w *Worker) pause(ctx context.Context, class salesforce.Class, cause error)
 		w.pausedAt = time.Now()
 	}
 	w.reason = reason
+	w.configCause = isConfigError(cause)
 	w.paused.Store(true)
 	w.pauseMu.Unlock()
 	w.cfg.Metrics.setPaused(true)
@@ -42,8 +43,12 @@ func (w *Worker) startProbe() {
 	w.probes.Add(1)
 	go func() {
 		defer w.probes.Done()
-		defer w.probing.Store(false)
 		w.probeLoop(w.bg)
+		w.probing.Store(false)
+		// A pause that landed while this loop was ending found it running.
+		if w.paused.Load() && w.bg.Err() == nil {
+			w.startProbe()
+		}
 	}()
 }
 
@@ -96,6 +101,20 @@ func (w *Worker) probe(ctx context.Context) error {
 		}
 		if _, err := w.cfg.Auth.Token(ctx); err != nil {
 			return fmt.Errorf("auth: %w", err)
+		}
+	}
+	w.pauseMu.Lock()
+	config := w.configCause
+	w.pauseMu.Unlock()
+	if config {
+		// The pause was for the external ID field: resume only once the
+		// target has it (and the user can see it).
+		d, err := w.cfg.Target.Describe(ctx, sobject)
+		if err != nil {
+			return fmt.Errorf("describe: %w", err)
+		}
+		if f, ok := d.Field(w.cfg.ExternalIDField); !ok || !f.ExternalID {
+			return fmt.Errorf("config: the target's Account has no external ID field %s visible to this user", w.cfg.ExternalIDField)
 		}
 	}
 	limits, err := w.cfg.Target.Limits(ctx)

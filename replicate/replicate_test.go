@@ -610,11 +610,17 @@ func TestBulkModeFaults(t *testing.T) {
 func TestMissingExternalIDFieldPauses(t *testing.T) {
 	h := newHarness(t, fakeorg.Config{}, queue.Config{})
 	h.publish(0, names("Waiting", 50)...)
-	w := h.startWorker("a", func(c *Config) { c.ExternalIDField = "Missing_Id__c" })
+	w := h.startWorker("a", func(c *Config) { c.ExternalIDField = "Missing_Id__c"; c.MaxDeliver = 2 })
 	h.waitFor("the pool paused", 30*time.Second, func() bool {
 		p, err := h.q.Paused(t.Context())
 		return err == nil && p && w.w.Ready() != nil
 	})
+	// The probe (every 100ms here) checks the field too: the pool stays
+	// paused, and no event runs out of deliveries in pause/resume cycles.
+	time.Sleep(15 * 100 * time.Millisecond)
+	if p, err := h.q.Paused(t.Context()); err != nil || !p {
+		t.Errorf("the pool resumed though the field is still missing (paused %v, %v)", p, err)
+	}
 	if err := w.w.Ready(); !strings.Contains(err.Error(), "external ID field") {
 		t.Errorf("Ready() = %v, want the reason", err)
 	}
@@ -635,4 +641,35 @@ func TestApexRESTSlotsNotHeldByBatches(t *testing.T) {
 	h.publish(0, ns...)
 	h.startWorker("a", func(c *Config) { c.Mode = ModeApexREST; c.Concurrency = 2; c.MaxCalls = 2; c.Batch = 10 })
 	h.waitFor("all written", 30*time.Second, func() bool { return h.org.Stats().Records["Account"] == len(ns) && h.settled() })
+}
+
+// In apexrest mode, too, going over the budget pauses the pool and
+// dead-letters nothing; raising the limit lets everything through.
+func TestApexRESTBudgetPauses(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{DailyAPILimit: 20}, queue.Config{})
+	ns := names("Apex budget", 60)
+	h.publish(0, ns...)
+	w := h.startWorker("a", func(c *Config) { c.Mode = ModeApexREST; c.APIBudget = 0.5; c.MaxDeliver = 2; c.Batch = 10 })
+	h.waitFor("the pool paused", 30*time.Second, func() bool { return w.w.Ready() != nil })
+	if d := h.dlq(); len(d) != 0 {
+		t.Fatalf("DLQ has %d entries while over budget, want 0: %+v", len(d), d[0])
+	}
+	limit := 100000
+	if err := h.org.Configure(fakeorg.ConfigPatch{DailyAPILimit: &limit}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("all written", 60*time.Second, func() bool { return h.org.Stats().Records["Account"] == len(ns) && h.settled() })
+	// apexrest sends Name only: check the names, each once.
+	seen := map[any]int{}
+	for _, r := range h.org.Accounts() {
+		seen[r["Name"]]++
+	}
+	for _, n := range ns {
+		if seen[n] != 1 {
+			t.Errorf("%q is in the target %d times, want 1", n, seen[n])
+		}
+	}
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("DLQ has %d entries, want 0", len(d))
+	}
 }

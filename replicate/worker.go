@@ -195,10 +195,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("replicate: concurrency %d must be at least 1", c.Concurrency)
 	case c.MaxDeliver < 1:
 		return fmt.Errorf("replicate: max-deliver %d must be at least 1", c.MaxDeliver)
-	case c.APIBudget <= 0 || c.APIBudget > 1:
+	case !(c.APIBudget > 0 && c.APIBudget <= 1): // also NaN
 		return fmt.Errorf("replicate: api-budget %v must be in (0, 1]", c.APIBudget)
 	case c.BulkBatch < 1 || c.BulkPoll < 0:
-		return fmt.Errorf("replicate: bulk batch %d must be at least 1", c.BulkBatch)
+		return fmt.Errorf("replicate: bulk batch %d must be at least 1 and bulk poll %v not negative", c.BulkBatch, c.BulkPoll)
 	case c.Linger < 0 || c.RateLimit < 0 || c.MaxCalls < 1:
 		return errors.New("replicate: linger, rate limit and max calls must not be negative")
 	}
@@ -218,14 +218,17 @@ type Worker struct {
 	lastErr lastErrors // last error per stream sequence, for MAX_DELIVERIES
 	fetchMu sync.Mutex // one fetch in flight at a time
 
-	bg       context.Context // Run's context, for the probe loop
-	probes   sync.WaitGroup
-	bulk     atomic.Bool // writing with Bulk jobs (see observeBacklog)
-	paused   atomic.Bool
-	probing  atomic.Bool
-	pauseMu  sync.Mutex
-	pausedAt time.Time
-	reason   string
+	bg      context.Context // Run's context, for the probe loop
+	probes  sync.WaitGroup
+	bulk    atomic.Bool // writing with Bulk jobs (see observeBacklog)
+	paused  atomic.Bool
+	probing atomic.Bool
+	pauseMu sync.Mutex
+	// configCause: the pause is for a target not set up for orgsync, so
+	// the probe also checks the external ID field.
+	configCause bool
+	pausedAt    time.Time
+	reason      string
 }
 
 // New checks cfg and returns a Worker; Run starts it.
@@ -289,6 +292,14 @@ func (w *Worker) Ready() error {
 func (w *Worker) loop(ctx context.Context) error {
 	fails := 0
 	for ctx.Err() == nil {
+		// While the pool is paused this worker holds back too, even if
+		// pausing the shared consumer failed.
+		if w.paused.Load() {
+			if !sleep(ctx, min(w.cfg.ProbeInterval, time.Second)) {
+				return nil
+			}
+			continue
+		}
 		// One fetch at a time per worker: pull requests waiting side by
 		// side would share the arriving events and each return a part of a
 		// batch. Processing still overlaps, -concurrency batches at once.
