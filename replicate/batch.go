@@ -137,8 +137,9 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg, bulk bool) {
 		}
 		w.writeAndSettle(ctx, created, write)
 	}
-	if len(links) > 0 {
-		w.writeAndSettle(ctx, links, w.writeLinks)
+	// After a Bulk batch there can be more links than one call takes.
+	for start := 0; start < len(links); start += salesforce.MaxCollection {
+		w.writeAndSettle(ctx, links[start:min(start+salesforce.MaxCollection, len(links))], w.writeLinks)
 	}
 }
 
