@@ -73,7 +73,7 @@ func TestIngest_BadRequests(t *testing.T) {
 		{name: "token as a prefix", auth: "Bearer " + testToken[:5], body: recordsJSON(1), wantStatus: 401},
 		{name: "basic scheme", auth: "Basic " + testToken, body: recordsJSON(1), wantStatus: 401},
 		{name: "GET", method: http.MethodGet, auth: bearer, wantStatus: 405},
-		{name: "body over 1 MiB", auth: bearer, body: `[{"Id":"` + strings.Repeat("x", capture.MaxBody) + `"}]`, wantStatus: 413},
+		{name: "body over MaxBody", auth: bearer, body: `[{"Id":"` + strings.Repeat("x", capture.MaxBody) + `"}]`, wantStatus: 413},
 		{name: "malformed JSON", auth: bearer, body: `[{"Id":`, wantStatus: 400, wantErr: "malformed JSON"},
 		{name: "trailing data", auth: bearer, body: recordsJSON(1) + ` {}`, wantStatus: 400, wantErr: "malformed JSON"},
 		{name: "empty body", auth: bearer, body: ``, wantStatus: 400},

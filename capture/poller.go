@@ -512,14 +512,21 @@ func (p *Poller) init(ctx context.Context, st *Stats) error {
 		return nil
 	}
 	org := p.cfg.SourceOrg
-	if org == "" {
-		id, _, err := p.cfg.Client.Identity(ctx)
+	id, _, err := p.cfg.Client.Identity(ctx)
+	switch {
+	case err != nil && org == "":
+		return fmt.Errorf("capture: learn the source org from the token's identity URL: %w", err)
+	case err == nil:
+		// The token knows its org: a configured ID must be the same one,
+		// or checkpoint and dedup keys would belong to another org.
+		known, err := salesforce.NormalizeIDWithPrefix(id, salesforce.PrefixOrganization)
 		if err != nil {
-			return fmt.Errorf("capture: learn the source org from the token's identity URL: %w", err)
-		}
-		if org, err = salesforce.NormalizeIDWithPrefix(id, salesforce.PrefixOrganization); err != nil {
 			return fmt.Errorf("capture: identity URL: org id: %w", err)
 		}
+		if org != "" && org != known {
+			return fmt.Errorf("capture: -source-org-id %s is not the token's org %s", org, known)
+		}
+		org = known
 	}
 	name := CheckpointName(org)
 	cp, err := p.cfg.Store.Checkpoint(name)

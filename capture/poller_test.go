@@ -3,6 +3,8 @@ package capture_test
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -252,3 +254,20 @@ func TestPoller_PublishFailureKeepsCheckpoint(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A -source-org-id that is not the token's org is refused: checkpoint and
+// dedup keys would otherwise belong to another org. The right one, in its
+// 15-character form, is accepted.
+func TestPoller_SourceOrgMustMatchToken(t *testing.T) {
+	e := newEnv(t, fakeorg.Config{})
+	e.insert("Org", 3, func(int) time.Time { return time.Now().Add(-time.Minute) }, nil)
+	other := salesforce.ID18("00D000000000OTH")
+	p, _ := e.poller(filepath.Join(t.TempDir(), "a.db"), func(c *capture.PollerConfig) { c.SourceOrg = other })
+	if _, err := p.Once(t.Context()); err == nil || !strings.Contains(err.Error(), "is not the token's org") {
+		t.Errorf("Once with another org's ID: %v, want a refusal", err)
+	}
+	p, _ = e.poller(filepath.Join(t.TempDir(), "b.db"), func(c *capture.PollerConfig) { c.SourceOrg = e.org.OrgID()[:15] })
+	if st, err := p.Once(t.Context()); err != nil || st.Published != 3 {
+		t.Errorf("Once with the token's org: %+v, %v; want 3 published", st, err)
+	}
+}

@@ -33,8 +33,10 @@ const (
 	// MaxRecords is the most records one ingest request may carry (one
 	// trigger chunk).
 	MaxRecords = 200
-	// MaxBody is the largest ingest request body, in bytes.
-	MaxBody = 1 << 20
+	// MaxBody is the largest ingest request body, in bytes: 12 MiB, an
+	// asynchronous Apex callout's limit, so that the trigger's 200-record
+	// requests fit even with long Description fields.
+	MaxBody = 12 << 20
 )
 
 // Stats counts what a capture run did.

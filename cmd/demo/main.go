@@ -23,20 +23,20 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("demo", stderr)
 	accounts := fs.Int("accounts", 1000, "Accounts to create in the source org")
 	workers := fs.Int("workers", 3, "worker instances")
 	latency := fs.Duration("latency", 50*time.Millisecond, "latency the target org adds to every call")
 	failRate := fs.Float64("fail-rate", 0.02, "share of target calls answered 503 SERVER_UNAVAILABLE")
 	verbose := fs.Bool("v", false, "show the components' logs on stderr")
-	if err := fs.Parse(args); err != nil {
-		return cli.Exit(cli.Usagef("%v", err), stderr, "demo")
+	if err := cli.Parse(fs, args, getenv); err != nil {
+		return cli.Exit(err, stderr, "demo")
 	}
 	if *accounts < 1 || *workers < 1 || *latency < 0 || *failRate < 0 || *failRate >= 1 || fs.NArg() > 0 {
 		return cli.Exit(cli.Usagef("want -accounts ≥ 1, -workers ≥ 1, -latency ≥ 0, 0 ≤ -fail-rate < 1, no arguments"), stderr, "demo")

@@ -124,6 +124,9 @@ func cmdPoll(ctx context.Context, args []string, getenv func(string) string, std
 	case *rateLimit == 0:
 		return cli.Usagef("-rate-limit must not be 0 (negative: no cap)")
 	}
+	if org.AccessToken != "" && *srcOrg == "" {
+		return cli.Usagef("-source-access-token needs -source-org-id: a static token has no identity URL to learn the org from")
+	}
 	orgID, err := sourceOrgID(*srcOrg, false)
 	if err != nil {
 		return err

@@ -78,6 +78,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "serve without token", args: []string{"serve", "-source-org-id", "00D000000000ABC"}, wantCode: 2, wantErr: "-ingest-token"},
 		{name: "serve tls cert alone", args: []string{"serve", "-source-org-id", "00D000000000ABC", "-ingest-token", "x", "-tls-cert", "c.pem"}, wantCode: 2, wantErr: "go together"},
 		{name: "publish bad org", args: []string{"publish", "-source-org-id", "001000000000001"}, wantCode: 2, wantErr: "-source-org-id"},
+		{name: "static token without org", args: []string{"poll", "-source-url", "https://x.my.salesforce.com", "-source-access-token", "t"}, wantCode: 2, wantErr: "needs -source-org-id"},
 		{name: "publish bad org from env", args: []string{"publish"}, env: map[string]string{"ORGSYNC_SOURCE_ORG_ID": "nope"}, wantCode: 2, wantErr: "-source-org-id"},
 		{name: "bad fields", args: []string{"publish", "-source-org-id", "00D000000000ABC", "-fields", "Name,OwnerId"}, wantCode: 2, wantErr: "OwnerId"},
 		{name: "poll without credentials", args: []string{"poll", "-source-url", "https://x.my.salesforce.com"}, wantCode: 2, wantErr: "no credentials"},
@@ -174,5 +175,20 @@ func TestPollOnce(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "producer.db")); err != nil {
 		t.Error(err)
+	}
+}
+
+// One-shot commands report an unreachable NATS at once instead of waiting
+// for it like the long-running ones.
+func TestOneShotFailsFastWithoutNATS(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	start := time.Now()
+	code, _, stderr := runCmd(t, []string{"publish", "-nats-url", "nats://127.0.0.1:1", "-source-org-id", "00D000000000001"},
+		noEnv, `{"Id":"001000000000001"}`+"\n")
+	if code != 1 || !strings.Contains(stderr, "connect to NATS") {
+		t.Errorf("exit %d, stderr %q; want 1 and a connect error", code, stderr)
+	}
+	if el := time.Since(start); el > 20*time.Second {
+		t.Errorf("took %v to give up", el)
 	}
 }

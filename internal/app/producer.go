@@ -66,7 +66,9 @@ func RunPoller(ctx context.Context, cfg PollerConfig) (capture.Stats, error) {
 	}
 	defer st.Close()
 
-	nc, q, closeNC, err := openProducerQueue(ctx, cfg.NATS, cfg.Queue, "orgsync-producer-poll", log)
+	natsCfg := cfg.NATS
+	natsCfg.FailFast = cfg.Once // a one-shot run reports an unreachable NATS, it does not wait
+	nc, q, closeNC, err := openProducerQueue(ctx, natsCfg, cfg.Queue, "orgsync-producer-poll", log)
 	if err != nil {
 		return capture.Stats{}, err
 	}
@@ -235,7 +237,9 @@ func RunPublish(ctx context.Context, cfg PublishConfig) (capture.Stats, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	_, q, closeNC, err := openProducerQueue(ctx, cfg.NATS, cfg.Queue, "orgsync-producer-publish", log)
+	natsCfg := cfg.NATS
+	natsCfg.FailFast = true // a one-shot run reports an unreachable NATS, it does not wait
+	_, q, closeNC, err := openProducerQueue(ctx, natsCfg, cfg.Queue, "orgsync-producer-publish", log)
 	if err != nil {
 		return capture.Stats{}, err
 	}
@@ -258,11 +262,18 @@ func openProducerQueue(ctx context.Context, nc NATSConfig, qc queue.Config, name
 	}
 	qc.Logger = log
 	var q *queue.Queue
-	err = retrySetup(ctx, log, "queue", func(ctx context.Context) error {
+	setup := func(ctx context.Context) error {
 		var err error
 		q, err = queue.New(ctx, js, qc)
 		return err
-	})
+	}
+	if nc.FailFast {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = setup(sctx)
+		cancel()
+	} else {
+		err = retrySetup(ctx, log, "queue", setup)
+	}
 	if err != nil {
 		closeNC()
 		return nil, nil, nil, fmt.Errorf("producer: %w", err)

@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-
 	"orgsync/capture"
 	"orgsync/queue"
 	"orgsync/queue/queuetest"

@@ -99,9 +99,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	if info, err := cons.Info(ctx); err == nil {
-		cfg.Engine.AckWait = info.Config.AckWait // the consumer's, which may predate our flags
-	}
+	cfg.Engine.AckWait = cons.AckWait() // the consumer's, which may predate our flags
 
 	reg := cfg.Registry
 	if reg == nil {
@@ -154,6 +152,9 @@ type NATSConfig struct {
 	// Conn, when set, is used as it is (the demo's in-process connection)
 	// and not closed.
 	Conn *nats.Conn
+	// FailFast: a server that cannot be reached is an error at once (for
+	// one-shot commands), instead of being waited for.
+	FailFast bool
 }
 
 func (c NATSConfig) connect(name string, log *slog.Logger) (*nats.Conn, func(), error) {
@@ -165,7 +166,7 @@ func (c NATSConfig) connect(name string, log *slog.Logger) (*nats.Conn, func(), 
 		nats.MaxReconnects(-1),
 		// A server that is not up yet (it starts after us, or restarts) is
 		// waited for, as after a disconnect; retrySetup waits for the queue.
-		nats.RetryOnFailedConnect(true),
+		nats.RetryOnFailedConnect(!c.FailFast),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("disconnected from NATS", "err", err)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"orgsync/event"
 	"orgsync/queue"
 	"orgsync/queue/queuetest"
