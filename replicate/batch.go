@@ -165,8 +165,20 @@ func sourceIDOf(m jetstream.Msg) string {
 	return ""
 }
 
+// repair reports whether a delivery of the group is a repair from `worker
+// reconcile -repair` (queue.HeaderRepair): the target disagrees with the
+// source, so the ID map's word that the record was written does not count.
+func (g *group) repair() bool {
+	for _, d := range g.ds {
+		if h := d.msg.Headers(); h != nil && h.Get(queue.HeaderRepair) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // skipKnown acks the groups whose source ID is already in this worker's ID
-// map, without an API call, and returns the rest.
+// map, without an API call, and returns the rest (repairs are never skipped).
 func (w *Worker) skipKnown(ctx context.Context, gs []*group) []*group {
 	ids := make([]string, len(gs))
 	for i, g := range gs {
@@ -179,7 +191,7 @@ func (w *Worker) skipKnown(ctx context.Context, gs []*group) []*group {
 	}
 	rest := gs[:0]
 	for _, g := range gs {
-		if _, ok := known[g.sourceID]; ok {
+		if _, ok := known[g.sourceID]; ok && !g.repair() {
 			for _, d := range g.ds {
 				w.ack(d)
 			}

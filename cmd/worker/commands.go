@@ -27,6 +27,7 @@ const usage = `usage:
   worker dlq replay      [-code C] [-source-id ID] [-dry-run] [flags]
   worker mapping get     [-timeout 2s] [flags] SOURCE_ID
   worker mapping export  -data-dir DIR [-worker-id ID] [-format csv|json] [flags]
+  worker reconcile       [-repair [-dry-run]] [-json] [flags]   compare source and target
 Run "worker COMMAND -h" for a command's flags.
 `
 
@@ -43,6 +44,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, _ 
 	switch {
 	case cmd == "run":
 		err = cmdRun(ctx, args[1:], getenv, stderr)
+	case cmd == "reconcile":
+		return cmdReconcile(ctx, args[1:], getenv, stdout, stderr)
 	case cmd == "dlq" && sub == "list":
 		err = cmdDLQList(ctx, args[2:], getenv, stdout, stderr)
 	case cmd == "dlq" && sub == "replay":
