@@ -17,6 +17,7 @@ var profileServices = map[string][]string{
 	"":           {"nats", "producer", "worker"},
 	"demo":       {"fakeorg-source", "fakeorg-target", "seed"},
 	"monitoring": {"prometheus", "grafana"},
+	"reconcile":  {"reconcile"},
 }
 
 // metricsServices serve /metrics on ORGSYNC_METRICS_ADDR; Prometheus scrapes them.
@@ -24,14 +25,14 @@ var metricsServices = []string{"producer", "worker"}
 
 // noEnvFlags are one-shot options and filters, which read no environment
 // (DESIGN.md, command-line contract): compose must not set them.
-var noEnvFlags = []string{"once", "dry-run", "json", "code", "source-id", "format", "file", "timeout"}
+var noEnvFlags = []string{"once", "dry-run", "json", "code", "source-id", "format", "file", "timeout", "where", "repair"}
 
 func serviceNames(p *types.Project) []string {
 	return slices.Sorted(maps.Keys(p.Services))
 }
 
 func TestProfiles(t *testing.T) {
-	cases := [][]string{nil, {"demo"}, {"monitoring"}, {"demo", "monitoring"}}
+	cases := [][]string{nil, {"demo"}, {"monitoring"}, {"demo", "monitoring"}, {"reconcile"}}
 	for _, profiles := range cases {
 		for _, env := range [][]string{nil, {".env.example"}} {
 			p := loadProject(t, profiles, env...)
@@ -194,7 +195,7 @@ func TestNATS(t *testing.T) {
 // compose file shows how to switch it to serve, and poll ignores serve's.
 func TestEnvIsFlags(t *testing.T) {
 	for _, env := range [][]string{nil, {".env.example"}} {
-		p := loadProject(t, []string{"demo"}, env...)
+		p := loadProject(t, []string{"demo", "reconcile"}, env...)
 		for name, s := range orgsyncServices(p) {
 			var flags []string
 			switch s.Command[0] {
