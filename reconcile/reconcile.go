@@ -327,10 +327,10 @@ func (r *Reconciler) sourcePass(ctx context.Context, res *Result) error {
 	}
 }
 
-// repair is one event to publish and the difference it belongs to.
+// repair is one event to publish and the index of its difference.
 type repair struct {
 	ev   event.Event
-	diff *Difference
+	diff int
 }
 
 func (r *Reconciler) sourcePage(ctx context.Context, page []Record, res *Result) error {
@@ -353,23 +353,23 @@ func (r *Reconciler) sourcePage(ctx context.Context, page []Record, res *Result)
 	var fixes []store.Mapping
 	for _, src := range page {
 		t, ok := found[src.ID]
-		var d *Difference
+		differs := false
 		switch {
 		case !ok:
 			diffs = append(diffs, Difference{SourceID: src.ID, Kind: Missing})
-			d = &diffs[len(diffs)-1]
+			differs = true
 		default:
 			if fields := Compare(r.cfg.Fields, src.Fields, t.Fields); len(fields) > 0 {
 				diffs = append(diffs, Difference{SourceID: src.ID, TargetID: t.ID, Kind: Different, Fields: fields})
-				d = &diffs[len(diffs)-1]
+				differs = true
 			}
 		}
-		if d != nil && r.cfg.Publisher != nil {
+		if differs && r.cfg.Publisher != nil {
 			ev, err := r.repairEvent(src)
 			if err != nil {
 				return err
 			}
-			repairs = append(repairs, repair{ev: ev, diff: d})
+			repairs = append(repairs, repair{ev: ev, diff: len(diffs) - 1})
 		}
 		if m, has := mapped[src.ID]; has && (!ok || m.TargetID != t.ID) {
 			sd := Difference{SourceID: src.ID, TargetID: t.ID, Kind: StaleMapping, MapTargetID: m.TargetID}
@@ -383,8 +383,7 @@ func (r *Reconciler) sourcePage(ctx context.Context, page []Record, res *Result)
 			diffs = append(diffs, sd)
 		}
 	}
-	// Pointers into diffs stay valid: it is not appended to any more.
-	if err := r.publish(ctx, repairs, res); err != nil {
+	if err := r.publish(ctx, repairs, diffs, res); err != nil {
 		return err
 	}
 	if len(fixes) > 0 {
@@ -417,7 +416,7 @@ func (r *Reconciler) repairEvent(src Record) (event.Event, error) {
 
 // publish sends the page's repairs, at most Publishers at once, and marks
 // their differences.
-func (r *Reconciler) publish(ctx context.Context, repairs []repair, res *Result) error {
+func (r *Reconciler) publish(ctx context.Context, repairs []repair, diffs []Difference, res *Result) error {
 	if len(repairs) == 0 {
 		return nil
 	}
@@ -433,9 +432,9 @@ func (r *Reconciler) publish(ctx context.Context, repairs []repair, res *Result)
 			res.Repairs++
 			mu.Unlock()
 			if r.cfg.DryRun {
-				rp.diff.Repair = "would publish"
+				diffs[rp.diff].Repair = "would publish"
 			} else {
-				rp.diff.Repair = "published"
+				diffs[rp.diff].Repair = "published"
 			}
 			return nil
 		})

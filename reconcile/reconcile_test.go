@@ -416,3 +416,30 @@ func FuzzEqual(f *testing.F) {
 		}
 	})
 }
+
+// Every repaired difference says so, however many one page holds.
+func TestRunMarksEveryRepair(t *testing.T) {
+	s, tg := synced(50)
+	for i := range 50 {
+		if i%2 == 0 {
+			delete(tg.recs, sid(i))
+		} else {
+			tg.recs[sid(i)].Fields["Name"] = "changed"
+		}
+	}
+	var diffs []Difference
+	r, _ := New(Config{Source: s, Target: tg, Fields: fields, SourceOrg: srcOrg, Publisher: &memPublisher{},
+		Report: func(d Difference) { diffs = append(diffs, d) }})
+	res, err := r.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(diffs) != 50 || res.Repairs != 50 {
+		t.Fatalf("%d differences, %d repairs; want 50 and 50", len(diffs), res.Repairs)
+	}
+	for _, d := range diffs {
+		if d.Repair != "published" {
+			t.Errorf("%s %s: repair %q, want published", d.Kind, d.SourceID, d.Repair)
+		}
+	}
+}
