@@ -19,10 +19,9 @@ import (
 
 // memSource is a Source over a map of source records.
 type memSource struct {
-	recs    map[string]map[string]any // source ID → fields
-	calls   int
-	failAt  int // Page fails on this call (1-based); 0 never
-	deleted map[string]bool
+	recs   map[string]map[string]any // source ID → fields
+	calls  int
+	failAt int // Page fails on this call (1-based); 0 never
 }
 
 func (m *memSource) Count(context.Context) (int, error) { return len(m.recs), nil }
