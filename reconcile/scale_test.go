@@ -233,12 +233,15 @@ func TestScaleAPICalls(t *testing.T) {
 		}
 	}
 	s0, t0 := sf.Stats().APICalls, tf.Stats().APICalls
+	base := liveHeap()
 	r, err := New(Config{Source: &SourceOrg{Org: so, Fields: flds}, Target: &TargetOrg{Org: to, Fields: flds, ExternalIDField: "Source_Id__c"}, Fields: flds})
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
+	h := startHeapSampler()
 	res, err := r.Run(t.Context())
+	peak := h.Peak()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +251,8 @@ func TestScaleAPICalls(t *testing.T) {
 	sc, tc := sf.Stats().APICalls-s0, tf.Stats().APICalls-t0
 	t.Logf("%d records per org in %v: source %d calls (%v), target %d calls (%v)", n, time.Since(start).Round(time.Millisecond),
 		sc, sf.Stats().ByRoute, tc, tf.Stats().ByRoute)
+	t.Logf("heap objects high-water above the seeded orgs (sampled every 1ms; includes both fake orgs' per-query garbage, so an upper bound): %.1f MiB",
+		float64(peak-min(peak, base))/mib)
 	t.Logf("per 100,000 records: source %.0f calls, target %.0f calls, %.4f calls per record in all",
 		float64(sc)*100000/float64(n), float64(tc)*100000/float64(n), float64(sc+tc)/float64(n))
 }
