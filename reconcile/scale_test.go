@@ -18,12 +18,15 @@ import (
 
 // The scale measurements are off in the normal test command. Run them with
 //
-//	go test ./reconcile -run TestScale -v -reconcile.scale 200000 -reconcile.api 20000
+//	go test ./reconcile -run TestScale -v -reconcile.scale 200000 -reconcile.api 10000
 //
-// -reconcile.scale N: the engine over N generated records per org (no org
-// in the process, so the heap is the engine's own); -reconcile.api M: the
-// Salesforce adapters against two fake orgs of M records, counting the
-// API calls the fakes served.
+// -reconcile.scale N: the engine over N generated records per org
+// (TestScaleMemory: no org in the process, so the heap is the engine's own;
+// TestScaleHTTP: the same records served over HTTP by synthOrg, through the
+// Salesforce client and the adapters, counting API calls); -reconcile.api
+// M: the adapters against two fake orgs of M records, counting the API
+// calls the fakes served (the fake evaluates IN lists record by record, so
+// keep M around 10,000).
 var (
 	scaleRecords = flag.Int("reconcile.scale", 0, "records per org for TestScaleMemory (0: skip)")
 	apiRecords   = flag.Int("reconcile.api", 0, "records per org for TestScaleAPICalls (0: skip)")
