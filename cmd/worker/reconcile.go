@@ -42,7 +42,7 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	rateLimit := fs.Float64("rate-limit", reconcile.DefaultRateLimit, "calls per second to each org (negative: no cap)")
 	repair := fs.Bool("repair", false, "publish a repair event for every missing and different record (needs NATS); with -data-dir also correct the ID map")
 	dryRun := fs.Bool("dry-run", false, "with -repair: say what would be published, change nothing")
-	dataDir := fs.String("data-dir", "", "also check this worker ID map directory (the worker must be stopped); off when empty")
+	dataDir := fs.String("data-dir", "", "directory of a worker's ID map to check too (the worker must be stopped); off when empty")
 	workerID := fs.String("worker-id", app.DefaultWorkerID(), "whose ID map to check (<data-dir>/worker-<id>.db)")
 	asJSON := fs.Bool("json", false, "write every difference as one JSON object per line on stdout (the summary goes to stderr)")
 	interval := fs.Duration("interval", 0, "run again every interval until interrupted (0: run once)")
