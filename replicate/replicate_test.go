@@ -3,14 +3,14 @@ package replicate
 import (
 	"context"
 	"errors"
-	"orgsync/event"
 	"strings"
 	"sync"
-
 	"testing"
 	"time"
 
+	"orgsync/event"
 	"orgsync/queue"
+	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
 	"orgsync/store"
 )
@@ -449,7 +449,7 @@ func TestApexRESTMode(t *testing.T) {
 	for _, e := range h.dlq() {
 		codes[e.SourceID] = e.Code
 	}
-	if codes[sourceID(100)] != CodeApexDMLError || codes[sourceID(101)] != CodeApexBadRequest || len(codes) != 2 {
+	if codes[sourceID(100)] != salesforce.CodeApexDMLError || codes[sourceID(101)] != salesforce.CodeApexBadRequest || len(codes) != 2 {
 		t.Errorf("dead letters = %v", codes)
 	}
 }
