@@ -184,3 +184,13 @@ func normLimit(n int64) int64 {
 	}
 	return n
 }
+
+// DeleteConsumer deletes the durable consumer "workers" (an operator's
+// reset; running workers create it again). It returns an error wrapping
+// ErrNoConsumer when there is none.
+func (q *Queue) DeleteConsumer(ctx context.Context) error {
+	if err := q.js.DeleteConsumer(ctx, Stream, ConsumerName); err != nil {
+		return consumerErr("delete consumer", err)
+	}
+	return nil
+}

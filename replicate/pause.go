@@ -304,7 +304,7 @@ func (w *Worker) probePool(ctx context.Context) {
 		}
 	}
 	now := time.Now()
-	left, mine := 0, false
+	left := 0
 	for _, c := range p.Causes {
 		k := causeKind(c.Kind)
 		ownIt := c.Worker == w.cfg.WorkerID
@@ -326,7 +326,6 @@ func (w *Worker) probePool(ctx context.Context) {
 			continue
 		}
 		left++
-		mine = true
 		if !ownIt {
 			w.log.Warn("taking over a pause cause whose worker is gone", "cause", c.Kind, "set_by", c.Worker, "err", perr)
 		} else {
@@ -345,9 +344,6 @@ func (w *Worker) probePool(ctx context.Context) {
 		}
 	}
 	if left > 0 {
-		if mine {
-			return
-		}
 		w.refreshPool(ctx)
 		return
 	}

@@ -130,6 +130,9 @@ type Config struct {
 	// simulates a crash at that point: the write's messages are left
 	// unsettled, to be redelivered after the ack wait.
 	beforeWrite, afterWrite func(ctx context.Context, sourceIDs []string) error
+	// linkPublish, when set, stands in for NATS when a link event is
+	// published: an error simulates a failed publish.
+	linkPublish func() error
 }
 
 func (c *Config) setDefaults() {

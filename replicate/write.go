@@ -343,6 +343,11 @@ func (w *Worker) linkByTargetID(ctx context.Context, gs []*group) ([]outcome, er
 
 // publishLink publishes the follow-up event that sets ev's parent later.
 func (w *Worker) publishLink(ctx context.Context, ev event.Event) error {
+	if w.cfg.linkPublish != nil {
+		if err := w.cfg.linkPublish(); err != nil {
+			return err
+		}
+	}
 	link, err := event.NewAccountLink(ev.SourceOrg, ev.SourceID, ev.ParentSourceID())
 	if err != nil {
 		return err
