@@ -404,6 +404,21 @@ func TestRecordedCollectionsUpsertByID(t *testing.T) {
 	if acc, _ := f.org.Account(existing[1]); acc["Name"] != "GOB Bluth" {
 		t.Errorf("updated record: %v", acc)
 	}
+
+	// Not recorded: an Id that names no record fails like a collections
+	// update of it; a malformed one is worded as an Id in a record body.
+	res = f.do(http.MethodPatch, B+"/composite/sobjects/Account/Id", collection(false,
+		map[string]any{"Name": "x", "Id": "001000000000zzzAAA"}, map[string]any{"Name": "y", "Id": "a00B000000FSjVUIB1"})).want(t, http.StatusOK)
+	res.decode(t, &got)
+	if got[0].code() != "INVALID_CROSS_REFERENCE_KEY" || got[1].code() != "MALFORMED_ID" ||
+		got[1].Errors[0].Message != "Account ID: id value of incorrect type: a00B000000FSjVUIB1" {
+		t.Errorf("unknown and malformed Ids: %s", res.body)
+	}
+	res = f.do(http.MethodPatch, B+"/composite/sobjects", collection(false, map[string]any{"Name": "y", "Id": "a00B000000FSjVUIB1"})).want(t, http.StatusOK)
+	res.decode(t, &got)
+	if got[0].code() != "MALFORMED_ID" || got[0].Errors[0].Message != "Account ID: id value of incorrect type: a00B000000FSjVUIB1" {
+		t.Errorf("collections update with a malformed Id: %s", res.body)
+	}
 }
 
 func TestRecordedQuery(t *testing.T) {
@@ -419,6 +434,17 @@ func TestRecordedQuery(t *testing.T) {
 	res = f.do(http.MethodGet, v51+"/query?q="+queryEscape(simple.Request.Query["q"]), nil).want(t, simple.Status)
 	wantHeaders(t, "query_simple", simple, res)
 	wantShape(t, "query_simple", simple.Body, res.body, deviations{})
+	var page struct {
+		Records []struct {
+			Attributes struct{ Type, URL string }
+		}
+	}
+	res.decode(t, &page)
+	for _, r := range page.Records {
+		if r.Attributes.Type != "Account" || !regexp.MustCompile(`^/services/data/v51\.0/sobjects/Account/001[A-Za-z0-9]{15}$`).MatchString(r.Attributes.URL) {
+			t.Errorf("attributes %+v, recorded form /services/data/v51.0/sobjects/Account/001B000001LntWlIAJ", r.Attributes)
+		}
+	}
 
 	count := loadRecording(t, "query_count.json")
 	res = f.do(http.MethodGet, v51+"/query?q="+queryEscape("select count() from Account"), nil).want(t, count.Status)

@@ -53,7 +53,7 @@ func decodeJSON(body []byte, v any) *Error {
 		return jsonParserError(parserMessage(body, err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return jsonParserError(parserMessage(body, errors.New("Unexpected character after the end of the JSON value")))
+		return jsonParserError("Unexpected character after the end of the JSON value")
 	}
 	return nil
 }
