@@ -550,6 +550,23 @@ func TestRecordedLimits(t *testing.T) {
 	if n != 23 {
 		t.Errorf("%d keys common to the recordings, expected 23", n)
 	}
+
+	// Up to v48.0 the Bulk limit is DailyBulkApiRequests, as in the 2018
+	// recording; every key of that recording is there.
+	var old map[string]json.RawMessage
+	if err := json.Unmarshal(loadRecording(t, "limits_2018.json").Body, &old); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	f.do(http.MethodGet, "/services/data/v48.0/limits", nil).want(t, http.StatusOK).decode(t, &got)
+	for k := range old {
+		if _, ok := got[k]; !ok {
+			t.Errorf("v48.0 /limits lacks %s", k)
+		}
+	}
+	if _, ok := got["DailyBulkApiBatches"]; ok {
+		t.Errorf("v48.0 /limits has DailyBulkApiBatches, named DailyBulkApiRequests before v49.0")
+	}
 }
 
 func TestRecordedToken(t *testing.T) {
@@ -602,6 +619,19 @@ func TestRecordedDescribe(t *testing.T) {
 		}
 	}
 	for _, d := range compareShape("describe", top, gotTop, deviations{}) {
+		t.Error(d)
+	}
+	// At v48.0 the object has the keys of the v48.0 recording.
+	var got48, top48 map[string]any
+	f.do(http.MethodGet, "/services/data/v48.0/sobjects/Account/describe", nil).want(t, rec48.Status).decode(t, &got48)
+	top48 = map[string]any{}
+	for k, v := range want48 {
+		if k != "fields" {
+			top48[k] = v
+		}
+	}
+	delete(got48, "fields")
+	for _, d := range compareShape("describe v48.0", top48, got48, deviations{}) {
 		t.Error(d)
 	}
 	for _, k := range []string{"name", "label", "labelPlural", "keyPrefix", "custom", "createable", "updateable", "deletable",

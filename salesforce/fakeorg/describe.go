@@ -206,16 +206,16 @@ func (o *Org) handleDescribe(w http.ResponseWriter, r *http.Request, c *call) {
 		fields = append(fields, o.schema.describeField(&o.schema.fields[i]))
 	}
 	base := "/services/data/v" + c.version + "/sobjects/Account"
-	writeJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"name": "Account", "label": "Account", "labelPlural": "Accounts", "keyPrefix": salesforce.PrefixAccount,
 		"custom": false, "createable": true, "updateable": true, "deletable": true, "undeletable": true,
 		"queryable": true, "retrieveable": true, "searchable": true, "replicateable": true, "triggerable": true,
 		"layoutable": true, "mergeable": true, "feedEnabled": true, "activateable": false, "customSetting": false,
 		"deprecatedAndHidden": false, "mruEnabled": true, "compactLayoutable": true, "searchLayoutable": true,
 		"deepCloneable": false, "hasSubtypes": false, "isInterface": false, "isSubtype": false,
-		"associateEntityType": nil, "associateParentEntity": nil, "defaultImplementation": nil, "extendedBy": nil,
+		"defaultImplementation": nil, "extendedBy": nil,
 		"extendsInterfaces": nil, "implementedBy": nil, "implementsInterfaces": nil, "listviewable": nil,
-		"lookupLayoutable": nil, "networkScopeFieldName": nil, "sobjectDescribeOption": "FULL",
+		"lookupLayoutable": nil, "networkScopeFieldName": nil,
 		"actionOverrides":    []any{},
 		"namedLayoutInfos":   []any{},
 		"fields":             fields,
@@ -228,7 +228,15 @@ func (o *Org) handleDescribe(w http.ResponseWriter, r *http.Request, c *call) {
 			"layouts": base + "/describe/layouts", "listviews": base + "/listviews", "quickActions": base + "/quickActions",
 			"uiDetailTemplate": c.base + "/{ID}", "uiEditTemplate": c.base + "/{ID}/e", "uiNewRecord": c.base + "/001/e",
 		},
-	})
+	}
+	// Keys the v59.0 recording has and the v48.0 one lacks, and the other
+	// way round; the fake switches at v49.0.
+	if c.major >= 49 {
+		out["associateEntityType"], out["associateParentEntity"], out["sobjectDescribeOption"] = nil, nil, "FULL"
+	} else {
+		out["urls"].(map[string]string)["defaultValues"] = base + "/defaultValues?recordTypeId&fields"
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // describeField renders one entry of describe's "fields" array; the rules

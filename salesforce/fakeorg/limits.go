@@ -51,7 +51,12 @@ func (o *Org) handleLimits(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	o.mu.Lock()
 	out["DailyApiRequests"] = limit{Max: o.live.dailyLimit, Remaining: max(o.live.dailyLimit-o.apiUsed, 0)}
-	out["DailyBulkApiBatches"] = limit{Max: dailyBulkBatches, Remaining: max(dailyBulkBatches-o.bulkBatches, 0)}
+	bulk := "DailyBulkApiBatches"
+	if c.major < 49 { // the limit's name in API v48.0 and earlier (testdata/recorded/limits_2018.json)
+		delete(out, bulk)
+		bulk = "DailyBulkApiRequests"
+	}
+	out[bulk] = limit{Max: dailyBulkBatches, Remaining: max(dailyBulkBatches-o.bulkBatches, 0)}
 	live := 0
 	for _, a := range o.accounts {
 		if !a.deleted {
