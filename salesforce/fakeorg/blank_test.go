@@ -72,6 +72,9 @@ func TestBlankID(t *testing.T) {
 	}
 }
 
+// unchanged as a wanted value means "as before the update".
+type unchanged struct{}
+
 // TestBlankVersusAbsent pins how the fake treats a key that is present
 // but blank against one that is absent, field by field.
 func TestBlankVersusAbsent(t *testing.T) {
@@ -83,7 +86,7 @@ func TestBlankVersusAbsent(t *testing.T) {
 		want   any    // its stored value (nil: null), unless code is set
 		code   string // the error the update gets instead
 	}{
-		{name: "text absent keeps", update: rec{"Description": "d"}, field: "Phone", want: "555"},
+		{name: "text absent keeps", update: rec{"Description": "d"}, field: "Phone", want: unchanged{}},
 		{name: "text null clears", update: rec{"Phone": nil}, field: "Phone", want: nil},
 		{name: "text empty string clears", update: rec{"Phone": ""}, field: "Phone", want: nil},
 		{name: "number null clears", update: rec{"NumberOfEmployees": nil}, field: "NumberOfEmployees", want: nil},
@@ -98,12 +101,16 @@ func TestBlankVersusAbsent(t *testing.T) {
 		{name: "owner null is missing", update: rec{"OwnerId": nil}, code: "REQUIRED_FIELD_MISSING"},
 		{name: "owner empty string is missing", update: rec{"OwnerId": ""}, code: "REQUIRED_FIELD_MISSING"},
 		{name: "id empty string is no id", update: rec{"Id": "", "Description": "d"}, field: "Description", want: "d"},
+		// Unverified against Salesforce: a null relationship is an absent one
+		// (it keeps ParentId), as clients that map structs send it.
+		{name: "parent relationship null keeps", update: rec{"Parent": nil, "Description": "d"}, field: "ParentId", want: unchanged{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, fakeorg.Config{})
 			parent := f.create(rec{"Name": "P"})
 			id := f.create(rec{"Name": "A", "Phone": "555", "NumberOfEmployees": 5, "ParentId": parent, "Source_Id__c": "K"})
+			before, _ := f.org.Account(id)
 			res := f.do(http.MethodPatch, B+"/sobjects/Account/"+id, tt.update)
 			if tt.code != "" {
 				res.wantError(t, http.StatusBadRequest, tt.code)
@@ -111,7 +118,11 @@ func TestBlankVersusAbsent(t *testing.T) {
 			}
 			res.want(t, http.StatusNoContent)
 			acc, _ := f.org.Account(id)
-			if got := acc[tt.field]; got != tt.want {
+			want := tt.want
+			if want == (unchanged{}) {
+				want = before[tt.field]
+			}
+			if got := acc[tt.field]; got != want || got == nil && tt.want == (unchanged{}) {
 				t.Errorf("%s = %#v, want %#v", tt.field, got, tt.want)
 			}
 		})

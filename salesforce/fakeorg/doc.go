@@ -81,7 +81,8 @@
 // EXCEEDED_ID_LIMIT.
 //
 // An Id key holding "" or null is no Id on every write path (a record to
-// create); a text, ID or reference value "" is stored as null, as null is.
+// create); a text, ID or reference value "" is stored as null, as null is;
+// "Parent": null references nothing.
 // A collections upsert keyed on Id creates the records without an Id and
 // updates the others. Writes validate like Salesforce: Name is required and at most 255
 // characters, other text fields follow describe's lengths, unknown fields

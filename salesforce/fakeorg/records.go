@@ -81,6 +81,9 @@ func (o *Org) parseRecord(raw map[string]any) (*recordInput, *Error) {
 		case k == "attributes": // ignored, as Salesforce does
 			continue
 		case strings.EqualFold(k, "Parent"):
+			if v == nil { // a null relationship references nothing, like an absent one
+				continue
+			}
 			ref, err := o.parseParentRef(v)
 			if err != nil {
 				return nil, err
