@@ -232,10 +232,17 @@ func TestRecordedUpsert(t *testing.T) {
 	rec.part(t, "created", &v46.Created)
 	rec.part(t, "updated", &v46.Updated)
 	path := B + "/sobjects/Account/Source_Id__c/UP-1"
+	var sr saveResult
 	res := f.do(http.MethodPatch, path, `{"Name": "Up"}`).want(t, v46.Created.Status)
 	wantShape(t, "upsert created", v46.Created.Body, res.body, deviations{})
+	if res.decode(t, &sr); sr.Created == nil || !*sr.Created {
+		t.Errorf("upsert created: %s", res.body)
+	}
 	res = f.do(http.MethodPatch, path, `{"Name": "Up 2"}`).want(t, v46.Updated.Status)
 	wantShape(t, "upsert updated", v46.Updated.Body, res.body, deviations{})
+	if res.decode(t, &sr); sr.Created == nil || *sr.Created {
+		t.Errorf("upsert updated: %s", res.body)
+	}
 
 	// Before v46.0: 201 without "created", then 204 without a body.
 	pre := loadRecording(t, "upsert_created_pre46.json")
