@@ -311,7 +311,7 @@ func cmdMappingExport(ctx context.Context, args []string, getenv func(string) st
 		return fmt.Errorf("%s is in use by a running worker, and asking it failed: %w", path, err)
 	}
 	defer nc.Close()
-	return replicate.ExportFromWorker(ctx, nc, *workerID, *format, stdout, *timeout)
+	return queue.ExportFromWorker(ctx, nc, *workerID, *format, stdout, *timeout)
 }
 
 func oneLine(s string, n int) string {

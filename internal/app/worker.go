@@ -128,7 +128,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(gctx) })
-	g.Go(func() error { return replicate.ServeMappings(gctx, nc, st, ecfg.WorkerID, log) })
+	g.Go(func() error { return queue.ServeMappings(gctx, nc, replicate.MapSource(st), ecfg.WorkerID, log) })
 	if cfg.MetricsAddr != "" {
 		g.Go(func() error {
 			return ServeAdmin(gctx, cfg.MetricsAddr, reg, func() error {
