@@ -615,9 +615,11 @@ func TestMissingExternalIDFieldPauses(t *testing.T) {
 		p, err := h.q.Paused(t.Context())
 		return err == nil && p && w.w.Ready() != nil
 	})
-	// The probe (every 100ms here) checks the field too: the pool stays
-	// paused, and no event runs out of deliveries in pause/resume cycles.
-	time.Sleep(15 * 100 * time.Millisecond)
+	// The probe checks the field: after fifteen probes the pool is still
+	// paused, and no event ran out of deliveries in pause/resume cycles.
+	h.waitFor("fifteen probes of the field", 30*time.Second, func() bool {
+		return h.org.Stats().ByRoute["GET /sobjects/Account/describe"] >= 15
+	})
 	if p, err := h.q.Paused(t.Context()); err != nil || !p {
 		t.Errorf("the pool resumed though the field is still missing (paused %v, %v)", p, err)
 	}
