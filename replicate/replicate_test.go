@@ -110,7 +110,7 @@ func TestPermanentErrorsDeadLettered(t *testing.T) {
 
 // 503s and row locks are retried until every record is in.
 func TestTransientFailuresRetried(t *testing.T) {
-	h := newHarness(t, fakeorg.Config{FailRate: 0.3, LockRate: 0.2}, queue.Config{})
+	h := newHarness(t, fakeorg.Config{FailRate: 0.3, LockRate: 0.1}, queue.Config{})
 	ns := names("Flaky", 400)
 	h.publish(0, ns...)
 	h.startWorker("a", func(c *Config) { c.MaxDeliver = 50; c.Batch = 50 })
