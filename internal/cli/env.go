@@ -82,6 +82,12 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, skip ...
 // or 2s".
 func flagError(fs *flag.FlagSet, err error) string {
 	msg := err.Error()
+	if v, rest, ok := strings.Cut(msg, "invalid boolean value "); ok && v == "" {
+		if value, name, ok := strings.Cut(rest, " for -"); ok {
+			name, _, _ = strings.Cut(name, ":")
+			return fmt.Sprintf("-%s %s: want true or false", name, value)
+		}
+	}
 	const marker = " for flag -"
 	i := strings.Index(msg, marker)
 	if !strings.HasPrefix(msg, "invalid value ") || i < 0 {
