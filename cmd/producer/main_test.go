@@ -16,6 +16,7 @@ import (
 	"orgsync/queue"
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
+	"orgsync/store"
 )
 
 func natsServer(t *testing.T) (*queue.Embedded, string) {
@@ -195,5 +196,21 @@ func TestOneShotFailsFastWithoutNATS(t *testing.T) {
 	}
 	if el := time.Since(start); el > 20*time.Second {
 		t.Errorf("took %v to give up", el)
+	}
+}
+
+// A second poller on one -data-dir is told to give each its own.
+func TestLockedCheckpointNamesDataDir(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "producer.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	code, _, stderr := runCmd(t, []string{"poll", "-data-dir", dir, "-source-url", "http://127.0.0.1:1",
+		"-source-access-token", "x", "-source-org-id", "00D000000000ABC"}, env(nil), "")
+	want := "is locked by another process: is another producer poll running on -data-dir " + dir + "? Give each poller its own -data-dir\n"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
 	}
 }

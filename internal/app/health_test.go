@@ -226,3 +226,28 @@ func TestServeBeforeNATS(t *testing.T) {
 		t.Errorf("RunServe: %v", err)
 	}
 }
+
+// A poller that cannot get a token for the source org is not ready from
+// the start and says why.
+func TestPollerNotReadyWithoutToken(t *testing.T) {
+	ns := queuetest.Start(t, queue.EmbeddedConfig{Listen: true})
+	_, srv := fakeOrg(t, fakeorg.Config{})
+	adminPort := freePort(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := RunPoller(ctx, PollerConfig{
+			NATS:        NATSConfig{URL: ns.ClientURL()},
+			Source:      salesforce.AuthConfig{URL: srv.URL, ClientID: "demo", ClientSecret: "wrong-secret"},
+			DataDir:     t.TempDir(),
+			MetricsAddr: fmt.Sprintf("127.0.0.1:%d", adminPort),
+		})
+		done <- err
+	}()
+	want := "not ready: waiting for a token for the source org (salesforce: token request (client_credentials): 400 invalid_client: invalid client credentials)\n"
+	waitAnswer(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", adminPort), 503, want, done)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("RunPoller: %v", err)
+	}
+}
