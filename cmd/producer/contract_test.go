@@ -10,9 +10,10 @@ import (
 
 // docs/contract.md documents every flag of every producer command, with the
 // defaults -h shows, and nothing else; every command `producer -h` lists
-// has documentation (commands other pages document are only checked for that).
+// has documentation (commands other pages document are only checked for that);
+// the README's synopsis of each command shows every flag too.
 func TestContractDocumentsEveryFlag(t *testing.T) {
-	contract, all := contracttest.Contract(t), contracttest.AllDocs(t)
+	contract, all, readme := contracttest.Contract(t), contracttest.AllDocs(t), contracttest.README(t)
 	cmds := contracttest.Commands(usage, "producer")
 	if len(cmds) < 3 {
 		t.Fatalf("usage lists %d commands: %v", len(cmds), cmds)
@@ -31,6 +32,7 @@ func TestContractDocumentsEveryFlag(t *testing.T) {
 				t.Fatalf("%s -h: exit %d", cmd, code)
 			}
 			contracttest.Check(t, contract, cmd, errb.String())
+			contracttest.CheckREADME(t, readme, cmd, errb.String())
 		})
 	}
 }

@@ -89,6 +89,9 @@ func ConnectNATS(ctx context.Context, c NATSConfig, name string, log *slog.Logge
 	}
 	closeNC := func() { _ = nc.FlushTimeout(2 * time.Second); nc.Close() }
 	if nc.IsConnected() {
+		if !c.FailFast {
+			log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
+		}
 		return nc, closeNC, nil
 	}
 	start := time.Now()

@@ -236,3 +236,87 @@ func Commands(usage, binary string) []string {
 	}
 	return cmds
 }
+
+// README returns the repository's README.md.
+func README(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var readmeFlagRE = regexp.MustCompile(`-[a-z][a-z0-9-]*(…)?`)
+
+// ReadmeSynopsis returns the flags the README's synopsis of command shows:
+// the line starting with the command inside a plain code block (opened by
+// "```" without a language; examples are in "```sh" blocks) and its
+// indented continuation lines. "-nats-url …" stands for every -nats-* flag, and
+// "-source-…" or "-target-…" for every flag with that prefix plus
+// -api-version; those groups are expanded against have.
+func ReadmeSynopsis(t *testing.T, readme, command string, have map[string]Flag) map[string]bool {
+	t.Helper()
+	lines := strings.Split(readme, "\n")
+	var text []string
+	open, plain := false, false
+	for i := 0; i < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "```") {
+			open = !open
+			plain = open && lines[i] == "```"
+			continue
+		}
+		if !plain || !strings.HasPrefix(lines[i], command+" ") {
+			continue
+		}
+		text = append(text, strings.TrimPrefix(lines[i], command))
+		for i+1 < len(lines) && strings.HasPrefix(lines[i+1], " ") {
+			i++
+			text = append(text, lines[i])
+		}
+		break
+	}
+	if text == nil {
+		t.Fatalf("README.md has no synopsis line for %s", command)
+	}
+	flags := map[string]bool{}
+	body := strings.Join(text, " ")
+	for _, m := range readmeFlagRE.FindAllString(body, -1) {
+		switch {
+		case strings.HasSuffix(m, "-…"): // -source-…, -target-…
+			prefix := strings.TrimSuffix(strings.TrimPrefix(m, "-"), "…")
+			for n := range have {
+				if strings.HasPrefix(n, prefix) {
+					flags[n] = true
+				}
+			}
+		default:
+			flags[strings.TrimSuffix(strings.TrimPrefix(m, "-"), "…")] = true
+		}
+	}
+	if strings.Contains(body, "-nats-url …") {
+		for n := range have {
+			if strings.HasPrefix(n, "nats-") {
+				flags[n] = true
+			}
+		}
+	}
+	return flags
+}
+
+// CheckREADME compares the README's synopsis of command with its -h.
+func CheckREADME(t *testing.T, readme, command, help string) {
+	t.Helper()
+	have := ParseHelp(help)
+	doc := ReadmeSynopsis(t, readme, command, have)
+	for n := range have {
+		if !doc[n] {
+			t.Errorf("%s: -h shows -%s, README.md's synopsis does not", command, n)
+		}
+	}
+	for n := range doc {
+		if _, ok := have[n]; !ok {
+			t.Errorf("%s: README.md's synopsis shows -%s, -h does not", command, n)
+		}
+	}
+}
