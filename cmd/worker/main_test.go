@@ -339,7 +339,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// One-shot options and filters read no environment (DESIGN.md); the other
+// One-shot options and filters read no environment (docs/contract.md); the other
 // flags do.
 func TestOneShotFlagsIgnoreEnvironment(t *testing.T) {
 	env := map[string]string{
