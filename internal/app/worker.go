@@ -163,11 +163,18 @@ func withAdmin(ctx context.Context, prog, addr string, reg *prometheus.Registry,
 		return fmt.Errorf("%s: -metrics-addr: %w", prog, err)
 	}
 	actx, stopAdmin := context.WithCancel(ctx)
+	rctx, stopRun := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- serveAdmin(actx, ln, reg, rd.ready, log) }()
-	err = run(ctx)
+	go func() {
+		err := serveAdmin(actx, ln, reg, rd.ready, log)
+		stopRun() // the admin listener failed or stopped: so does the rest
+		done <- err
+	}()
+	err = run(rctx)
 	stopAdmin()
-	if aerr := <-done; err == nil {
+	aerr := <-done
+	stopRun()
+	if err == nil && ctx.Err() == nil {
 		err = aerr
 	}
 	return err
