@@ -20,7 +20,7 @@ const (
 	logKeyCount    = "count"
 )
 
-// streamConfig is ORGSYNC as DESIGN.md specifies it: a work queue on file
+// streamConfig is ORGSYNC as docs/contract.md specifies it: a work queue on file
 // storage that refuses publishes when full (DiscardNew) and never ages
 // messages out.
 func (q *Queue) streamConfig() jetstream.StreamConfig {

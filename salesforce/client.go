@@ -15,7 +15,7 @@
 // # Errors
 //
 // Every error can be passed to Classify, which returns one of the failure
-// classes of DESIGN.md: Transient, AuthFailure, Budget, Permanent. Per-record
+// classes of docs/failures.md: Transient, AuthFailure, Budget, Permanent, Configuration. Per-record
 // outcomes of collection calls are SaveResults whose RecordError has its own
 // ClassifyRecord. No error string and no log line carries a secret (client
 // secret, private key, refresh or access token): messages from the server are

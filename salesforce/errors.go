@@ -16,7 +16,7 @@ import (
 	"syscall"
 )
 
-// Class is a failure class of DESIGN.md: what a caller should do about an error.
+// Class is a failure class of docs/failures.md: what a caller should do about an error.
 type Class int
 
 // The failure classes. The zero Class means "no error" (Classify(nil)).

@@ -17,7 +17,7 @@ import (
 const lockMessage = "unable to obtain exclusive access to this record or 1 records: 001R00000033I6AIAU"
 
 // Every code of reference §6, the ambiguous cases of the issue, and the
-// non-API errors, each with the class DESIGN.md gives it.
+// non-API errors, each with the class docs/failures.md gives it.
 func TestClassify_APIErrors(t *testing.T) {
 	tests := []struct {
 		name    string
