@@ -225,7 +225,7 @@ func CheckpointName(sourceOrg string) string { return "poll:" + sourceOrg }
 func (p *Poller) Run(ctx context.Context) error {
 	p.log.Info("poller started", "interval", p.cfg.Interval, "overlap", p.cfg.Overlap,
 		"page_limit", p.cfg.PageLimit, "api_budget", p.cfg.APIBudget, "rate_limit", p.cfg.RateLimit)
-	overBudget := false
+	overBudget, budgetChecked := false, false
 	for {
 		st, err := p.Once(ctx)
 		if ctx.Err() != nil {
@@ -233,6 +233,9 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 		switch {
 		case err == nil:
+			if !budgetChecked {
+				budgetChecked = p.warnBudget()
+			}
 			if overBudget {
 				p.log.Info("source API usage is below the budget again; polling resumed")
 				overBudget = false
@@ -257,6 +260,25 @@ func (p *Poller) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// warnBudget warns when polling every Interval alone would use more than
+// APIBudget of the source's daily API limit: each cycle makes at least one
+// call, so -interval 1s costs about 86,400 calls a day. It reports whether
+// the limit was known (the check is then done).
+func (p *Poller) warnBudget() bool {
+	u, ok := p.cfg.Client.Usage()
+	if !ok || u.Max <= 0 {
+		return false
+	}
+	perDay := int64(24 * time.Hour / p.cfg.Interval)
+	allowed := int64(p.cfg.APIBudget * float64(u.Max))
+	if perDay > allowed {
+		p.log.Warn(fmt.Sprintf("at -interval %v the poller makes at least %d source API calls a day, more than -api-budget %g of the org's daily limit of %d calls (%d): it will pause when usage reaches the budget; raise -interval",
+			p.cfg.Interval, perDay, p.cfg.APIBudget, u.Max, allowed),
+			"interval", p.cfg.Interval, "calls_per_day", perDay, "api_budget", p.cfg.APIBudget, "daily_limit", u.Max)
+	}
+	return true
 }
 
 // Once runs one cycle: it reads from Overlap behind the checkpoint up to the
@@ -284,8 +306,10 @@ func (p *Poller) Once(ctx context.Context) (Stats, error) {
 	if err == nil {
 		p.cfg.Metrics.cycleDone(now)
 	}
+	// A cycle that found nothing new (the overlap re-reads records already
+	// published) is DEBUG: at -interval 1s INFO would be a line a second.
 	lvl := slog.LevelDebug
-	if st.Read > 0 || err != nil {
+	if st.Published > 0 || st.Duplicates > 0 || err != nil {
 		lvl = slog.LevelInfo
 	}
 	attrs := []any{"read", st.Read, "published", st.Published, "duplicates", st.Duplicates,

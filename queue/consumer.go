@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,7 +43,7 @@ func (q *Queue) Consumer(ctx context.Context) (*Consumer, error) {
 func (c *Consumer) Config() jetstream.ConsumerConfig { return c.cfg }
 
 // AckWait is the consumer's actual ack wait; send InProgress well inside it
-// (KeepAlive does, at a third of it).
+// (Hold at a third of it does).
 func (c *Consumer) AckWait() time.Duration {
 	if c.cfg.AckWait > 0 {
 		return c.cfg.AckWait
@@ -191,48 +190,6 @@ func Term(m jetstream.Msg, reason string) error {
 		return fmt.Errorf("queue: term: %w", err)
 	}
 	return nil
-}
-
-// KeepAlive sends InProgress for each of msgs every interval, restarting
-// their AckWait, until stop is called; use it around long calls and
-// rate-limiter waits. A non-positive interval means 10s. Messages already
-// acknowledged are skipped. stop waits for the heartbeat goroutine to end and
-// may be called more than once.
-func KeepAlive(msgs []jetstream.Msg, interval time.Duration) (stop func()) {
-	if interval <= 0 {
-		interval = 10 * time.Second
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				for _, m := range msgs {
-					select {
-					case <-done:
-						return
-					default:
-					}
-					_ = m.InProgress()
-				}
-			}
-		}
-	})
-	var once sync.Once
-	return func() {
-		once.Do(func() { close(done) })
-		wg.Wait()
-	}
-}
-
-// KeepAlive is KeepAlive(msgs, AckWait()/3).
-func (c *Consumer) KeepAlive(msgs []jetstream.Msg) (stop func()) {
-	return KeepAlive(msgs, c.AckWait()/3)
 }
 
 // NakDelay is the redelivery delay for a transient record failure after

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Ensure that Fetch returns at most max messages, at once when the batch
@@ -190,19 +188,22 @@ func TestTerm_RemovesFromWorkQueue(t *testing.T) {
 	}
 }
 
-// Ensure that KeepAlive holds a message past its AckWait, and that it is
+// Ensure that Hold keeps a delivery past its AckWait, and that it is
 // redelivered once the heartbeats stop.
-func TestKeepAlive_HoldsPastAckWait(t *testing.T) {
+func TestHold_PastAckWait(t *testing.T) {
 	ts := startServer(t, "")
 	q := mustNew(t, ts.js, Config{AckWait: time.Second})
 	c := mustConsumer(t, q)
 	mustPublish(t, q, SubjectCreated, "a", []byte("a"), nil)
-	m := fetchN(t, c, 1, 5*time.Second)[0]
-	stop := c.KeepAlive([]jetstream.Msg{m})
+	ds, err := c.Deliveries(t.Context(), 1, 5*time.Second)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Deliveries = %d, %v", len(ds), err)
+	}
+	stop := Hold(ds, c.AckWait()/3)
 	// Two and a half AckWaits pass inside this fetch; the message must not
 	// come back.
 	if msgs, err := c.Fetch(t.Context(), 1, 2500*time.Millisecond); err != nil || len(msgs) != 0 {
-		t.Fatalf("with KeepAlive, Fetch = %d messages, %v; want 0, nil", len(msgs), err)
+		t.Fatalf("with Hold, Fetch = %d messages, %v; want 0, nil", len(msgs), err)
 	}
 	stop()
 	stop() // idempotent

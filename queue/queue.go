@@ -5,8 +5,8 @@
 // publish, replay from the DLQ, pausing the whole pool, and an embedded
 // in-process JetStream server for tests and the demo.
 //
-// The topology follows DESIGN.md ("Streams and consumer", "Dead-letter
-// queue"): New creates missing streams and Queue.Consumer a missing consumer;
+// The topology follows docs/contract.md ("NATS subjects, streams and
+// headers"): New creates missing streams and Queue.Consumer a missing consumer;
 // anything that already exists is used as it is and only its differences
 // from the wanted configuration are logged.
 package queue
@@ -152,7 +152,7 @@ type Queue struct {
 }
 
 // New checks cfg and makes sure both streams exist: a missing stream is
-// created as DESIGN.md specifies; an existing one is left as it is and its
+// created as docs/contract.md specifies; an existing one is left as it is and its
 // differences from that specification are logged (warn level).
 //
 // It returns an error wrapping ErrInvalidConfig for a bad cfg, or the

@@ -173,7 +173,7 @@ type ReplayResult struct {
 	Entries []Entry
 }
 
-// Replay republishes dead letters to ORGSYNC, as DESIGN.md specifies:
+// Replay republishes dead letters to ORGSYNC, as docs/contract.md specifies:
 //   - it works on a snapshot, ORGSYNC_DLQ's last sequence when it starts, so
 //     entries added meanwhile (e.g. a replayed event failing again) wait for
 //     the next replay, and replay cannot loop;

@@ -20,7 +20,7 @@ const (
 	logKeyCount    = "count"
 )
 
-// streamConfig is ORGSYNC as DESIGN.md specifies it: a work queue on file
+// streamConfig is ORGSYNC as docs/contract.md specifies it: a work queue on file
 // storage that refuses publishes when full (DiscardNew) and never ages
 // messages out.
 func (q *Queue) streamConfig() jetstream.StreamConfig {
@@ -183,4 +183,14 @@ func normLimit(n int64) int64 {
 		return -1
 	}
 	return n
+}
+
+// DeleteConsumer deletes the durable consumer "workers" (an operator's
+// reset; running workers create it again). It returns an error wrapping
+// ErrNoConsumer when there is none.
+func (q *Queue) DeleteConsumer(ctx context.Context) error {
+	if err := q.js.DeleteConsumer(ctx, Stream, ConsumerName); err != nil {
+		return consumerErr("delete consumer", err)
+	}
+	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Ensure that New and Consumer create the topology DESIGN.md specifies.
+// Ensure that New and Consumer create the topology docs/contract.md specifies.
 func TestNew_CreatesTopology(t *testing.T) {
 	ts := startServer(t, "")
 	q := mustNew(t, ts.js, Config{})

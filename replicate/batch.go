@@ -2,13 +2,11 @@ package replicate
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/cenkalti/backoff/v4"
 
 	"orgsync/event"
 	"orgsync/queue"
@@ -23,78 +21,77 @@ const (
 	CodeParentMissing  = "PARENT_MISSING"
 )
 
-// delivery is one message of a batch with what was decoded from it.
-type delivery struct {
-	msg  jetstream.Msg
-	seq  uint64 // stream sequence
-	n    int    // deliveries so far, 1 on the first
-	ev   event.Event
-	recv time.Time
-}
-
 // group is every delivery of one source ID in a batch: they share one
 // record and one outcome.
 type group struct {
 	sourceID string
 	ev       event.Event // the latest event of the group
-	ds       []*delivery
+	ds       []*queue.Delivery
 }
 
 // maxDelivered is the highest delivery count in the group.
 func (g *group) maxDelivered() int {
 	n := 0
 	for _, d := range g.ds {
-		n = max(n, d.n)
+		n = max(n, d.NumDelivered)
 	}
 	return n
 }
 
-// outcome is what happened to one group's record.
-type outcome struct {
-	targetID string
-	err      error // nil when written
-	class    salesforce.Class
-	code     string
-	message  string
-	// parentDeferred: written without its parent, which the target does
-	// not have yet; a link event must follow.
-	parentDeferred bool
+func (g *group) isLink() bool { return g.ev.Type == event.TypeAccountLink }
+
+// run is one batch's processing: when shutdown starts, and what it cost.
+type run struct {
+	shutdown <-chan struct{}
+	calls    atomic.Int64 // target calls made for the batch
 }
 
-func ok(targetID string) outcome { return outcome{targetID: targetID} }
+type runKey struct{}
 
-// process handles one fetched batch. It never returns an error: every
-// message ends acked, nak'ed or dead-lettered (or, when NATS itself is gone,
-// left to be redelivered after the ack wait).
-func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg, bulk bool) {
-	now := time.Now()
-	w.cfg.Metrics.batch(len(msgs))
+// countCall counts a target call against the batch of ctx, if any.
+func countCall(ctx context.Context) {
+	if r, ok := ctx.Value(runKey{}).(*run); ok {
+		r.calls.Add(1)
+	}
+}
+
+// process handles one fetched batch. Every message ends acked, retried,
+// handed back or dead-lettered (or, when NATS itself is gone, left to be
+// redelivered after the ack wait). ctx is not cancelled at shutdown (a
+// write in flight finishes); shutdown is.
+func (w *Worker) process(ctx context.Context, shutdown <-chan struct{}, ds []*queue.Delivery, bulk bool) {
+	start := time.Now()
+	r := &run{shutdown: shutdown}
+	ctx = context.WithValue(ctx, runKey{}, r)
+	w.cfg.Metrics.batch(len(ds))
+	stop := queue.Hold(ds, w.cfg.AckWait/3)
+	defer stop()
+
 	var created, links []*group
 	byID := map[string]*group{}
 	linkByID := map[string]*group{}
-	for _, m := range msgs {
-		d := &delivery{msg: m, recv: now, n: 1}
-		if md, err := m.Metadata(); err == nil {
-			d.seq, d.n = md.Sequence.Stream, int(md.NumDelivered)
+	for _, d := range ds {
+		ev, err := event.Decode(d.Data())
+		sourceID := ev.SourceID
+		if err != nil {
+			sourceID = d.Header(queue.HeaderSourceID)
 		}
-		if d.n > w.cfg.MaxDeliver {
-			reason := w.lastErr.take(d.seq)
+		if receivedTooOften(d.NumDelivered, w.cfg.MaxDeliver) {
+			reason := w.lastErr.take(d.Seq)
 			if reason == "" {
 				reason = "no error recorded by this worker (a worker may have crashed or timed out on it)"
 			}
-			w.deadLetter(ctx, d, sourceIDOf(m), CodeMaxDeliveries,
-				fmt.Sprintf("delivered %d times (max-deliver %d); last error: %s", d.n, w.cfg.MaxDeliver, reason))
+			w.deadLetter(ctx, d, sourceID, CodeMaxDeliveries,
+				fmt.Sprintf("delivered %d times (max-deliver %d); last error: %s", d.NumDelivered, w.cfg.MaxDeliver, reason))
 			continue
 		}
-		ev, err := event.Decode(m.Data())
-		if err == nil && !subjectMatches(m.Subject(), ev.Type) {
-			err = fmt.Errorf("%w: %s event on subject %s", event.ErrMalformed, ev.Type, m.Subject())
+		if err == nil && !subjectMatches(d.Subject, ev.Type) {
+			err = fmt.Errorf("%w: %s event on subject %s", event.ErrMalformed, ev.Type, d.Subject)
 		}
 		if err != nil {
-			w.deadLetter(ctx, d, sourceIDOf(m), CodeMalformedEvent, err.Error())
+			w.deadLetter(ctx, d, sourceID, CodeMalformedEvent, err.Error())
 			continue
 		}
-		d.ev = ev
 		index, list := byID, &created
 		if ev.Type == event.TypeAccountLink {
 			index, list = linkByID, &links
@@ -110,9 +107,6 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg, bulk bool) {
 			g.ev = ev
 		}
 	}
-
-	stop := queue.KeepAlive(msgs, w.cfg.AckWait/3)
-	defer stop()
 
 	if len(created) > 0 {
 		created = w.skipKnown(ctx, created)
@@ -130,16 +124,21 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg, bulk bool) {
 		}
 		links = later
 	}
+	records := len(created) + len(links)
 	if len(created) > 0 {
-		write := w.writeCreated
+		write, useBulk := w.writeCreated, false
 		if bulk && len(created) > salesforce.MaxCollection {
-			write = w.writeBulk
+			write, useBulk = w.writeBulk, true
 		}
-		w.writeAndSettle(ctx, created, write)
+		w.writeAndSettle(ctx, r, created, write, useBulk)
 	}
 	// After a Bulk batch there can be more links than one call takes.
 	for start := 0; start < len(links); start += salesforce.MaxCollection {
-		w.writeAndSettle(ctx, links[start:min(start+salesforce.MaxCollection, len(links))], w.writeLinks)
+		w.writeAndSettle(ctx, r, links[start:min(start+salesforce.MaxCollection, len(links))], w.writeLinks, false)
+	}
+	if records > 0 {
+		w.log.Info("batch written", "records", records, "messages", len(ds), "calls", r.calls.Load(),
+			"took", time.Since(start).Round(time.Millisecond).String())
 	}
 }
 
@@ -153,24 +152,12 @@ func subjectMatches(subject, typ string) bool {
 	return false
 }
 
-// sourceIDOf returns the source ID of a message that may not decode, for the
-// dead letter's header: the producer's header, else nothing.
-func sourceIDOf(m jetstream.Msg) string {
-	if ev, err := event.Decode(m.Data()); err == nil {
-		return ev.SourceID
-	}
-	if h := m.Headers(); h != nil {
-		return h.Get(queue.HeaderSourceID)
-	}
-	return ""
-}
-
 // repair reports whether a delivery of the group is a repair from `worker
 // reconcile -repair` (queue.HeaderRepair): the target disagrees with the
 // source, so the ID map's word that the record was written does not count.
 func (g *group) repair() bool {
 	for _, d := range g.ds {
-		if h := d.msg.Headers(); h != nil && h.Get(queue.HeaderRepair) != "" {
+		if d.Header(queue.HeaderRepair) != "" {
 			return true
 		}
 	}
@@ -192,9 +179,7 @@ func (w *Worker) skipKnown(ctx context.Context, gs []*group) []*group {
 	rest := gs[:0]
 	for _, g := range gs {
 		if _, ok := known[g.sourceID]; ok && !g.repair() {
-			for _, d := range g.ds {
-				w.ack(d)
-			}
+			w.ack(ctx, g)
 			w.cfg.Metrics.skipped(len(g.ds))
 			continue
 		}
@@ -207,35 +192,94 @@ func (w *Worker) skipKnown(ctx context.Context, gs []*group) []*group {
 // or an error when the whole call failed.
 type writeFunc func(ctx context.Context, gs []*group) ([]outcome, error)
 
-// writeAndSettle writes gs (retrying a failed whole call within CallRetry)
-// and settles every message by its outcome.
-func (w *Worker) writeAndSettle(ctx context.Context, gs []*group, write writeFunc) {
-	if crashed(ctx, w.cfg.beforeWrite, gs) {
-		return
+// writeAndSettle writes gs and settles every message by its outcome
+// (outcome.go). Records held through a pool pause are written again when
+// the pool resumes.
+func (w *Worker) writeAndSettle(ctx context.Context, r *run, gs []*group, write writeFunc, bulk bool) {
+	for len(gs) > 0 {
+		if crashed(ctx, w.cfg.beforeWrite, gs) {
+			return
+		}
+		deadline := w.cfg.AckWait
+		if bulk {
+			deadline = bulkDeadline // InProgress keeps the job's messages alive
+		}
+		wctx, cancel := context.WithTimeout(ctx, deadline)
+		var outs []outcome
+		var err error
+		if w.cfg.Mode == ModeApexREST || bulk {
+			// Apex REST: one call per record, each through the limits and
+			// retries itself, so the batch holds no call slot. Bulk: a job
+			// is several calls, each through the limits.
+			outs, err = write(wctx, gs)
+		} else {
+			outs, err = w.callWithRetry(wctx, func(ctx context.Context) ([]outcome, error) { return write(ctx, gs) })
+		}
+		cancel()
+		if err != nil {
+			c := classOf(err)
+			if c == classTransient && salesforce.IsNetwork(err) {
+				c = classUnreachable
+			}
+			switch decideCall(c, len(gs), bulk) {
+			case callHold:
+				if !w.hold(ctx, r, gs, c, err) {
+					return
+				}
+				continue // the pool resumed: write them again
+			case callHandBack:
+				w.handBack(gs, c, err)
+				return
+			case callSplit:
+				half := len(gs) / 2
+				w.log.Warn("target rejected the whole call; splitting the batch", "records", len(gs), "err", err)
+				w.writeAndSettle(ctx, r, gs[:half], write, false)
+				w.writeAndSettle(ctx, r, gs[half:], write, false)
+				return
+			case callFallBack:
+				w.log.Warn("bulk job failed as a whole; writing its records with collections calls", "records", len(gs), "err", err)
+				for start := 0; start < len(gs); start += salesforce.MaxCollection {
+					w.writeAndSettle(ctx, r, gs[start:min(start+salesforce.MaxCollection, len(gs))], w.writeCreated, false)
+				}
+				return
+			}
+			outs = make([]outcome, len(gs))
+			for i := range outs {
+				outs[i] = failure(err)
+			}
+		}
+		if crashed(ctx, w.cfg.afterWrite, gs) {
+			return
+		}
+		held, cause, c := w.settle(ctx, r, gs, outs)
+		if len(held) == 0 || !w.hold(ctx, r, held, c, cause) {
+			return
+		}
+		gs = held
 	}
-	var outs []outcome
-	var err error
-	if w.cfg.Mode == ModeApexREST {
-		// One call per record, each through the limits and retries itself:
-		// the batch must not hold a call slot while its records wait for one.
-		outs, err = write(ctx, gs)
-	} else {
-		outs, err = w.callWithRetry(ctx, func(ctx context.Context) ([]outcome, error) { return write(ctx, gs) })
-	}
-	if err != nil {
-		w.settleCallFailure(ctx, gs, write, err)
-		return
-	}
-	if crashed(ctx, w.cfg.afterWrite, gs) {
-		return
-	}
-	w.settle(ctx, gs, outs)
 }
 
-// pauseNakDelay is how long a message in flight when the pool pauses waits
-// before redelivery: the paused consumer holds it back anyway, so no longer
-// than one probe, or it would lag behind a pool that already resumed.
-func (w *Worker) pauseNakDelay() time.Duration { return w.cfg.ProbeInterval }
+// hold pauses the pool for an org cause and waits, holding gs's messages,
+// until the pool runs again (true). At shutdown it hands them back (false).
+func (w *Worker) hold(ctx context.Context, r *run, gs []*group, c class, cause error) bool {
+	w.pausePool(ctx, kindOf(c, cause), cause)
+	if w.waitPool(r.shutdown) {
+		return true
+	}
+	// Shutting down while the pool is paused: let the queue have them.
+	for _, g := range gs {
+		w.retryGroup(g, 0, nil)
+	}
+	return false
+}
+
+// handBack stops this worker for a local cause and hands gs back at once.
+func (w *Worker) handBack(gs []*group, c class, cause error) {
+	w.stopWorker(kindOf(c, cause), cause)
+	for _, g := range gs {
+		w.retryGroup(g, 0, cause)
+	}
+}
 
 // crashed runs a test hook; true means "the process died here".
 func crashed(ctx context.Context, hook func(context.Context, []string) error, gs []*group) bool {
@@ -249,182 +293,158 @@ func crashed(ctx context.Context, hook func(context.Context, []string) error, gs
 	return hook(ctx, ids) != nil
 }
 
-// settleCallFailure handles a whole call that failed for good.
-func (w *Worker) settleCallFailure(ctx context.Context, gs []*group, write writeFunc, err error) {
-	class := classOf(err)
-	switch class {
-	case salesforce.AuthFailure, salesforce.Budget:
-		w.pause(ctx, class, err)
-		for _, g := range gs {
-			for _, d := range g.ds {
-				w.nak(d, w.pauseNakDelay(), err)
-			}
-		}
-	case salesforce.Permanent:
-		// A request-level rejection: find the record that causes it by
-		// halving the batch; a single record takes the error itself.
-		if len(gs) > 1 {
-			half := len(gs) / 2
-			w.log.Warn("target rejected the whole call; splitting the batch", "records", len(gs), "err", err)
-			w.writeAndSettle(ctx, gs[:half], write)
-			w.writeAndSettle(ctx, gs[half:], write)
-			return
-		}
-		w.settle(ctx, gs, []outcome{failure(err, w.cfg.ExternalIDField)})
-	default:
-		outs := make([]outcome, len(gs))
-		for i := range outs {
-			outs[i] = failure(err, w.cfg.ExternalIDField)
-		}
-		w.settle(ctx, gs, outs)
-	}
-}
-
-// classOf is salesforce.Classify with orgsync's own causes: over the
-// budget is Budget; a target not set up for orgsync pauses like bad
-// credentials, since no record can succeed until it is fixed.
-func classOf(err error) salesforce.Class {
-	switch {
-	case errors.Is(err, errOverBudget):
-		return salesforce.Budget
-	case isConfigError(err):
-		return salesforce.AuthFailure
-	}
-	return salesforce.Classify(err)
-}
-
-// isConfigError reports a whole-call answer that means the target is not
-// set up for orgsync: the external ID field is missing or the integration
-// user cannot see it.
-func isConfigError(err error) bool {
-	var ae *salesforce.APIError
-	return errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound && ae.Code == "NOT_FOUND" &&
-		strings.Contains(ae.Message, "external ID field")
-}
-
-// failure turns an error into an outcome with its class, code and message.
-func failure(err error, extIDField string) outcome {
-	o := outcome{err: err, class: classOf(err), message: err.Error()}
-	var re *salesforce.RecordError
-	var ae *salesforce.APIError
-	switch {
-	case errors.As(err, &re):
-		o.class = salesforce.ClassifyRecord(re, extIDField)
-		o.code, o.message = re.Code, re.Message
-	case errors.As(err, &ae):
-		o.code, o.message = ae.Code, ae.Message
-		if o.code == "" {
-			o.code = fmt.Sprintf("HTTP_%d", ae.StatusCode)
-		}
-	}
-	if o.code == "" {
-		switch o.class {
-		case salesforce.Transient:
-			o.code = "TRANSIENT_ERROR"
-		default:
-			o.code = "ERROR"
-		}
-	}
-	return o
-}
-
-// settle applies the outcomes: map and ack, dead-letter, or nak.
-func (w *Worker) settle(ctx context.Context, gs []*group, outs []outcome) {
-	var done []store.Mapping
-	var doneGroups []*group
-	var pauseCause error
-	var pauseClass salesforce.Class
-	defer func() {
-		if pauseCause != nil {
-			w.pause(ctx, pauseClass, pauseCause) // once per batch, not per record
-		}
-	}()
-	now := time.Now().UTC()
+// settle applies the outcome table to each record. It returns the groups
+// to hold through a pool pause, with the cause.
+func (w *Worker) settle(ctx context.Context, r *run, gs []*group, outs []outcome) (held []*group, cause error, heldClass class) {
+	var done []*group
+	var doneOut []outcome
 	for i, g := range gs {
 		o := outs[i]
-		switch {
-		case o.err == nil:
-			if o.parentDeferred {
-				if err := w.publishLink(ctx, g.ev); err != nil {
-					w.log.Warn("link event not published; the record will be written again", "source_id", g.sourceID, "err", err)
-					w.nakGroup(g, queue.NakDelay(uint64(g.maxDelivered())), err)
+		n := g.maxDelivered()
+		switch decide(o.class, n, w.cfg.MaxDeliver, g.isLink()) {
+		case actAck:
+			done, doneOut = append(done, g), append(doneOut, o)
+		case actHold:
+			if cause == nil {
+				cause, heldClass = o.err, o.class
+			}
+			held = append(held, g)
+		case actHandBack:
+			w.handBack([]*group{g}, o.class, o.err)
+		case actDeadLetter:
+			code, msg := o.code, o.message
+			switch {
+			case o.class == classParentMissing:
+				code, msg = CodeParentMissing, fmt.Sprintf("parent %s not in the target after %d deliveries: %s", g.ev.ParentID, n, o.message)
+			case o.class != classPermanent:
+				msg = fmt.Sprintf("%s (after %d deliveries)", o.message, n)
+			}
+			for _, d := range g.ds {
+				w.deadLetter(ctx, d, g.sourceID, code, msg)
+			}
+		case actRetryLater, actLinkLater:
+			// (A created record is written without its parent by the write
+			// itself: actLinkLater never reaches here.)
+			w.retryGroup(g, queue.NakDelay(uint64(n)), fmt.Errorf("%s: %s", o.code, o.message))
+		}
+	}
+	w.settleWritten(ctx, r, done, doneOut)
+	return held, cause, heldClass
+}
+
+// settleWritten settles records the target accepted. A record in the
+// target is never written again because of a local failure: link events and
+// ID-map writes are retried in process, the messages held, until they work
+// or the worker shuts down.
+func (w *Worker) settleWritten(ctx context.Context, r *run, gs []*group, outs []outcome) {
+	if len(gs) == 0 {
+		return
+	}
+	idempotent := w.cfg.Mode == ModeUpsert
+	now := time.Now().UTC()
+	var maps []store.Mapping
+	keep := gs[:0:0]
+	for i, g := range gs {
+		o := outs[i]
+		if o.parentDeferred {
+			err := w.untilDone(r, "link events", func() error { return w.publishLink(ctx, g.ev) })
+			if err != nil {
+				if idempotent {
+					// Shutting down without the link: the record is written
+					// again (idempotently) on redelivery, with a new link.
+					w.retryGroup(g, 0, err)
 					continue
 				}
+				w.log.Error("LINK LOST: shutting down before the link event could be published; set the parent by hand",
+					"source_id", g.sourceID, "parent_source_id", g.ev.ParentSourceID(), "target_id", o.targetID, "err", err)
 			}
-			if o.targetID != "" {
-				done = append(done, store.Mapping{SourceID: g.sourceID, TargetID: o.targetID, WrittenAt: now})
-			}
-			doneGroups = append(doneGroups, g)
-		case o.class == salesforce.Permanent:
-			for _, d := range g.ds {
-				w.deadLetter(ctx, d, g.sourceID, o.code, o.message)
-			}
-		case o.class == salesforce.AuthFailure || o.class == salesforce.Budget:
-			if pauseCause == nil {
-				pauseCause, pauseClass = o.err, o.class
-			}
-			w.nakGroup(g, w.pauseNakDelay(), o.err)
-		default: // transient
-			if n := g.maxDelivered(); n >= w.cfg.MaxDeliver {
-				msg := fmt.Sprintf("%s (after %d deliveries)", o.message, n)
-				for _, d := range g.ds {
-					w.deadLetter(ctx, d, g.sourceID, o.code, msg)
-				}
-				continue
-			}
-			w.nakGroup(g, queue.NakDelay(uint64(g.maxDelivered())), fmt.Errorf("%s: %s", o.code, o.message))
+		}
+		if o.targetID != "" {
+			maps = append(maps, store.Mapping{SourceID: g.sourceID, TargetID: o.targetID, WrittenAt: now})
+		}
+		keep = append(keep, g)
+	}
+	if len(maps) > 0 {
+		if err := w.untilDone(r, "id map", func() error { return w.cfg.Store.PutMappings(maps) }); err != nil {
+			w.log.Error("ID MAP WRITE LOST: shutting down before the id map could be written; the records are in the target",
+				"records", len(maps), "first_source_id", maps[0].SourceID, "first_target_id", maps[0].TargetID, "err", err)
 		}
 	}
-	if len(done) > 0 {
-		if err := w.cfg.Store.PutMappings(done); err != nil {
-			// The records are in the target; only the short cut is lost.
-			// Nak so a redelivery upserts (idempotently) and maps again.
-			w.log.Error("id map write failed; records will be written again", "err", err, "records", len(done))
-			for _, g := range doneGroups {
-				w.nakGroup(g, time.Second, err)
-			}
-			return
-		}
-	}
-	for _, g := range doneGroups {
-		for _, d := range g.ds {
-			w.ack(d)
-		}
+	for _, g := range keep {
+		w.ack(ctx, g)
 		w.cfg.Metrics.synced(len(g.ds), g.ev.CreatedAt)
 	}
 }
 
-func (w *Worker) ack(d *delivery) {
-	if err := d.msg.Ack(); err != nil {
-		w.log.Warn("ack failed; the message will be redelivered", "seq", d.seq, "err", err)
+// untilDone runs fn until it succeeds, with backoff up to 5 s; meanwhile
+// the worker is not ready and fetches nothing. It gives up only at
+// shutdown, returning the last error.
+func (w *Worker) untilDone(r *run, what string, fn func() error) error {
+	err := fn()
+	if err == nil {
+		return nil
 	}
-	w.lastErr.take(d.seq)
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, 0
+	w.log.Error("local write failed after the target accepted the records; holding them and retrying",
+		"what", what, "err", err)
+	for {
+		w.state.setHeld(what, err)
+		t := time.NewTimer(b.NextBackOff())
+		select {
+		case <-r.shutdown:
+			t.Stop()
+			w.state.setHeld(what, nil)
+			return err
+		case <-t.C:
+		}
+		if err = fn(); err == nil {
+			w.state.setHeld(what, nil)
+			w.log.Info("local write works again", "what", what)
+			return nil
+		}
+	}
 }
 
-func (w *Worker) nakGroup(g *group, delay time.Duration, cause error) {
+// ack acknowledges a group's messages: with a confirmed (double) ack in the
+// modes where a redelivery would write the record again.
+func (w *Worker) ack(ctx context.Context, g *group) {
 	for _, d := range g.ds {
-		w.nak(d, delay, cause)
+		var err error
+		if w.cfg.Mode == ModeUpsert {
+			err = d.Ack()
+		} else {
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = d.AckSync(actx)
+			cancel()
+		}
+		if err != nil {
+			w.log.Warn("ack failed; the message will be redelivered", "seq", d.Seq, "err", err)
+		}
+		w.lastErr.take(d.Seq)
 	}
 }
 
-func (w *Worker) nak(d *delivery, delay time.Duration, cause error) {
-	if cause != nil {
-		w.lastErr.set(d.seq, cause.Error())
+func (w *Worker) retryGroup(g *group, delay time.Duration, cause error) {
+	for _, d := range g.ds {
+		if cause != nil {
+			w.lastErr.set(d.Seq, cause.Error())
+		}
+		if err := d.Retry(delay); err != nil {
+			w.log.Warn("nak failed; the message will be redelivered after the ack wait", "seq", d.Seq, "err", err)
+		}
+		w.cfg.Metrics.retried(1)
 	}
-	if err := d.msg.NakWithDelay(delay); err != nil {
-		w.log.Warn("nak failed; the message will be redelivered after the ack wait", "seq", d.seq, "err", err)
-	}
-	w.cfg.Metrics.retried(1)
 }
 
-func (w *Worker) deadLetter(ctx context.Context, d *delivery, sourceID, code, message string) {
-	err := w.cfg.Queue.DeadLetter(ctx, d.msg, queue.DeadLetter{Code: code, Message: message, SourceID: sourceID, Attempts: d.n})
+func (w *Worker) deadLetter(ctx context.Context, d *queue.Delivery, sourceID, code, message string) {
+	err := w.cfg.Queue.DeadLetterDelivery(ctx, d, queue.DeadLetter{Code: code, Message: message, SourceID: sourceID})
 	if err != nil {
 		// DeadLetter nak'ed the message: it is not lost.
-		w.log.Error("dead-letter publish failed; message nak'ed", "seq", d.seq, "source_id", sourceID, "code", code, "err", err)
+		w.log.Error("dead-letter publish failed; message nak'ed", "seq", d.Seq, "source_id", sourceID, "code", code, "err", err)
 		return
 	}
-	w.lastErr.take(d.seq)
-	w.log.Warn("dead-lettered", "seq", d.seq, "source_id", sourceID, "code", code, "message", message, "attempts", d.n)
+	w.lastErr.take(d.Seq)
+	w.log.Warn("dead-lettered", "seq", d.Seq, "source_id", sourceID, "code", code, "message", message, "attempts", d.NumDelivered)
 	w.cfg.Metrics.deadLettered(code)
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"orgsync/event"
 	"orgsync/salesforce"
 )
 
@@ -48,25 +47,23 @@ func (w *Worker) observeBacklog(pending uint64) {
 	}
 }
 
+// errBulkJobFailed is a Bulk job that ended as a whole without results
+// (state Failed or Aborted, e.g. "InvalidBatch : Field name not found"):
+// its records fall back to collections calls.
+var errBulkJobFailed = errors.New("replicate: bulk job failed as a whole")
+
 // writeBulk writes the groups (created and link events) as one Bulk API
-// 2.0 upsert job and returns one outcome per group.
+// 2.0 upsert job and returns one outcome per group. A job refused at
+// creation returns the error (a configuration error pauses the pool); a job
+// that fails as a whole returns an error wrapping errBulkJobFailed, and the
+// caller writes its records with collections calls. A Bulk job is never
+// split.
 func (w *Worker) writeBulk(ctx context.Context, gs []*group) ([]outcome, error) {
 	ext := w.cfg.ExternalIDField
-	inBatch := make(map[string]bool, len(gs))
-	for _, g := range gs {
-		inBatch[g.sourceID] = true
-	}
-	recs := make([]salesforce.Record, len(gs))
-	sameCall := make([]bool, len(gs))
+	recs, sameCall := w.records(gs)
 	fieldSet := map[string]bool{ext: true}
-	for i, g := range gs {
-		if g.ev.Type == event.TypeAccountLink {
-			recs[i] = salesforce.Record{ext: g.sourceID, "Parent": map[string]any{ext: g.ev.ParentID}}
-		} else {
-			sameCall[i] = inBatch[g.ev.ParentSourceID()]
-			recs[i] = w.record(g.ev, !sameCall[i])
-		}
-		for k, v := range recs[i] {
+	for _, rec := range recs {
+		for k, v := range rec {
 			if k == "Parent" {
 				if _, ok := v.(map[string]any); ok {
 					fieldSet["Parent."+ext] = true
@@ -88,22 +85,29 @@ func (w *Worker) writeBulk(ctx context.Context, gs []*group) ([]outcome, error) 
 		return nil, err
 	}
 
-	job, err := w.cfg.Target.CreateIngestJob(ctx, sobject, "upsert", ext)
-	if err != nil {
+	var job *salesforce.BulkJob
+	if _, err := w.call(ctx, func(ctx context.Context) ([]outcome, error) {
+		var err error
+		job, err = w.cfg.Target.CreateIngestJob(ctx, sobject, "upsert", ext)
+		return nil, err
+	}); err != nil {
 		return nil, err
 	}
 	log := w.log.With("job", job.ID, "records", len(gs))
 	abort := func() {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
+		countCall(ctx)
 		if _, err := w.cfg.Target.AbortJob(actx, job.ID); err != nil {
 			log.Warn("aborting the bulk job failed", "err", err)
 		}
 	}
+	countCall(ctx)
 	if err := w.cfg.Target.UploadJobData(ctx, job.ID, csv); err != nil {
 		abort()
 		return nil, err
 	}
+	countCall(ctx)
 	if _, err := w.cfg.Target.CloseJob(ctx, job.ID); err != nil {
 		abort()
 		return nil, err
@@ -117,10 +121,9 @@ func (w *Worker) writeBulk(ctx context.Context, gs []*group) ([]outcome, error) 
 		return nil, err
 	}
 	if done.State != "JobComplete" {
-		// A job that failed as a whole: its records are retried (the
-		// upserts it may have done are idempotent).
-		return nil, &salesforce.APIError{StatusCode: 503, Code: "BULK_JOB_" + strings.ToUpper(done.State), Message: done.ErrorMessage}
+		return nil, fmt.Errorf("%w: job %s ended %s: %s", errBulkJobFailed, job.ID, done.State, done.ErrorMessage)
 	}
+	countCall(ctx)
 	okRows, failedRows, unprocessed, err := w.cfg.Target.JobResults(ctx, job.ID)
 	if err != nil {
 		return nil, err
@@ -133,18 +136,11 @@ func (w *Worker) writeBulk(ctx context.Context, gs []*group) ([]outcome, error) 
 	}
 	outs := make([]outcome, len(gs))
 	seen := make([]bool, len(gs))
-	var orphans []*group
-	var orphanIdx []int
+	var orphans []int
 	for _, r := range okRows {
-		i, found := index[strings.ToUpper(r.Row[ext])]
-		if !found || seen[i] {
-			continue
-		}
-		seen[i] = true
-		if gs[i].ev.Type == event.TypeAccountLink {
-			outs[i] = ok("") // a link: the mapping is unchanged
-		} else {
-			outs[i] = outcome{targetID: r.ID, parentDeferred: sameCall[i]}
+		if i, found := index[strings.ToUpper(r.Row[ext])]; found && !seen[i] {
+			seen[i] = true
+			outs[i] = w.upsertOutcome(gs[i], r.ID, true, nil, sameCall[i])
 		}
 	}
 	for _, r := range failedRows {
@@ -153,47 +149,38 @@ func (w *Worker) writeBulk(ctx context.Context, gs []*group) ([]outcome, error) 
 			continue
 		}
 		seen[i] = true
-		re := r.Error
-		if re == nil {
-			re = &salesforce.RecordError{Code: "UNKNOWN", Message: "failed without an error in the job's results"}
-		}
-		_, _, missing := salesforce.MissingParent(re)
-		switch {
-		case missing && gs[i].ev.Type == event.TypeAccountLink:
-			outs[i] = w.parentMissing(gs[i], re.Message)
-		case missing && gs[i].ev.ParentSourceID() != "":
-			orphans, orphanIdx = append(orphans, gs[i]), append(orphanIdx, i)
-		default:
-			outs[i] = failure(re, ext)
+		outs[i] = w.upsertOutcome(gs[i], "", false, r.Error, false)
+		if outs[i].class == classParentMissing && decide(outs[i].class, gs[i].maxDelivered(), w.cfg.MaxDeliver, gs[i].isLink()) == actLinkLater {
+			orphans = append(orphans, i)
 		}
 	}
 	for i := range gs {
 		if !seen[i] {
-			outs[i] = outcome{err: errors.New("not processed by the bulk job"), class: salesforce.Transient,
+			outs[i] = outcome{err: errors.New("not processed by the bulk job"), class: classTransient,
 				code: "BULK_UNPROCESSED", message: fmt.Sprintf("record not processed by bulk job %s", job.ID)}
 		}
 	}
 	// Children whose parent is not in the target: written without it by
 	// collections calls, with a link event to follow.
 	for start := 0; start < len(orphans); start += salesforce.MaxCollection {
-		end := min(start+salesforce.MaxCollection, len(orphans))
-		chunk := orphans[start:end]
+		chunk := orphans[start:min(start+salesforce.MaxCollection, len(orphans))]
 		recs := make([]salesforce.Record, len(chunk))
-		for j, g := range chunk {
-			recs[j] = w.record(g.ev, false)
+		for j, i := range chunk {
+			recs[j] = w.record(gs[i].ev, false)
 		}
-		res, err := w.cfg.Target.UpsertMany(ctx, sobject, ext, recs, false)
-		for j := range chunk {
-			i := orphanIdx[start+j]
+		res, err := w.callOnce(ctx, func(ctx context.Context) ([]salesforce.SaveResult, error) {
+			return w.cfg.Target.UpsertMany(ctx, sobject, ext, recs, false)
+		})
+		for j, i := range chunk {
 			switch {
 			case err != nil:
-				outs[i] = failure(err, ext)
+				outs[i] = failure(err)
 			case j >= len(res):
-				outs[i] = failure(errors.New("replicate: target answered too few results"), ext)
+				outs[i] = failure(errors.New("replicate: target answered too few results"))
 			case res[j].Success:
-				outs[i] = outcome{targetID: res[j].ID, parentDeferred: true}
+				outs[i] = writtenWithoutParent(res[j].ID)
 			default:
-				outs[i] = failure(res[j].Err(), ext)
+				outs[i] = recordFailure(res[j].Err(), ext)
 			}
 		}
 	}

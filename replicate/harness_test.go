@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +30,8 @@ type harness struct {
 	org    *fakeorg.Org
 	srv    *httptest.Server
 	srcOrg string
+	// tokens counts requests to the fake's token endpoint (logins).
+	tokens atomic.Int64
 }
 
 func newHarness(t testing.TB, orgCfg fakeorg.Config, qcfg queue.Config) *harness {
@@ -40,11 +44,16 @@ func newHarness(t testing.TB, orgCfg fakeorg.Config, qcfg queue.Config) *harness
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(org)
-	t.Cleanup(srv.Close)
 	q := ns.Queue(t, qcfg)
-	return &harness{t: t, q: q, org: org, srv: srv,
-		srcOrg: salesforce.ID18("00D0000000SRC01")}
+	h := &harness{t: t, q: q, org: org, srcOrg: salesforce.ID18("00D0000000SRC01")}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/oauth2/token") {
+			h.tokens.Add(1)
+		}
+		org.ServeHTTP(w, r)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
 }
 
 // sourceID returns the i-th source Account ID of the test's source org.
@@ -113,11 +122,18 @@ func (rw *runningWorker) stop(t testing.TB) {
 	})
 }
 
-// startWorker starts a worker named id; mutate adjusts its config.
+// startWorker starts a worker named id with good credentials; mutate
+// adjusts its config.
 func (h *harness) startWorker(id string, mutate func(*Config)) *runningWorker {
 	h.t.Helper()
+	return h.startWorkerAuth(id, salesforce.AuthConfig{URL: h.srv.URL, ClientID: "demo", ClientSecret: "demo-secret"}, mutate)
+}
+
+// startWorkerAuth starts a worker named id with the given credentials.
+func (h *harness) startWorkerAuth(id string, ac salesforce.AuthConfig, mutate func(*Config)) *runningWorker {
+	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	auth, err := salesforce.NewAuth(ctx, salesforce.AuthConfig{URL: h.srv.URL, ClientID: "demo", ClientSecret: "demo-secret"})
+	auth, err := salesforce.NewAuth(ctx, ac)
 	if err != nil {
 		h.t.Fatal(err)
 	}

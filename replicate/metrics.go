@@ -49,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		usageRatio: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "orgsync_target_api_usage_ratio", Help: "Share of the target's daily API limit used, from the last Sforce-Limit-Info."}),
 		pausedGauge: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "orgsync_paused", Help: "1 while the worker pool is paused (auth or API budget)."}),
+			Name: "orgsync_paused", Help: "1 while the worker pool is paused (the API budget or the org's configuration: see /readyz for the cause)."}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "orgsync_queue_pending", Help: "Events waiting in the queue, not yet delivered."}),
 		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{

@@ -3,14 +3,14 @@ package replicate
 import (
 	"context"
 	"errors"
-	"orgsync/event"
 	"strings"
 	"sync"
-
 	"testing"
 	"time"
 
+	"orgsync/event"
 	"orgsync/queue"
+	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
 	"orgsync/store"
 )
@@ -110,7 +110,7 @@ func TestPermanentErrorsDeadLettered(t *testing.T) {
 
 // 503s and row locks are retried until every record is in.
 func TestTransientFailuresRetried(t *testing.T) {
-	h := newHarness(t, fakeorg.Config{FailRate: 0.3, LockRate: 0.2}, queue.Config{})
+	h := newHarness(t, fakeorg.Config{FailRate: 0.3, LockRate: 0.1}, queue.Config{})
 	ns := names("Flaky", 400)
 	h.publish(0, ns...)
 	h.startWorker("a", func(c *Config) { c.MaxDeliver = 50; c.Batch = 50 })
@@ -449,7 +449,7 @@ func TestApexRESTMode(t *testing.T) {
 	for _, e := range h.dlq() {
 		codes[e.SourceID] = e.Code
 	}
-	if codes[sourceID(100)] != CodeApexDMLError || codes[sourceID(101)] != CodeApexBadRequest || len(codes) != 2 {
+	if codes[sourceID(100)] != salesforce.CodeApexDMLError || codes[sourceID(101)] != salesforce.CodeApexBadRequest || len(codes) != 2 {
 		t.Errorf("dead letters = %v", codes)
 	}
 }
@@ -615,9 +615,11 @@ func TestMissingExternalIDFieldPauses(t *testing.T) {
 		p, err := h.q.Paused(t.Context())
 		return err == nil && p && w.w.Ready() != nil
 	})
-	// The probe (every 100ms here) checks the field too: the pool stays
-	// paused, and no event runs out of deliveries in pause/resume cycles.
-	time.Sleep(15 * 100 * time.Millisecond)
+	// The probe checks the field: after fifteen probes the pool is still
+	// paused, and no event ran out of deliveries in pause/resume cycles.
+	h.waitFor("fifteen probes of the field", 30*time.Second, func() bool {
+		return h.org.Stats().ByRoute["GET /sobjects/Account/describe"] >= 15
+	})
 	if p, err := h.q.Paused(t.Context()); err != nil || !p {
 		t.Errorf("the pool resumed though the field is still missing (paused %v, %v)", p, err)
 	}

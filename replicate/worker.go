@@ -5,13 +5,15 @@
 // loop fetches up to -batch events (waiting at most -linger for the batch to
 // fill), collapses events for one source ID, acknowledges the ones this
 // worker's ID map already knows without an API call, writes the rest in one
-// target call, and then settles every message by its record's outcome:
+// target call, and then settles every message by its record's outcome.
 //
-//   - written: the source→target ID pair goes to the ID map, then the message is acked;
-//   - permanent error: the message is dead-lettered with the error's code and message;
-//   - transient error: the message is nak'ed with a delay that grows with its deliveries,
-//     and dead-lettered once it has been delivered -max-deliver times;
-//   - auth or budget failure: the whole pool is paused and nothing is dead-lettered.
+// outcome.go holds the whole failure table: a failure's class decides the
+// action (ack, retry later, dead-letter, hold through a pool pause, hand
+// back and stop this worker, link later). pause.go holds the two kinds of
+// stop: a pool pause for causes that belong to the org (the daily budget,
+// the org's configuration), recorded with its cause and owner where every
+// worker sees it, and a worker stop for causes local to one worker (its
+// credentials, its network path).
 //
 // Target writes are idempotent upserts by an external ID field in the default
 // mode, so a redelivery to any worker never duplicates a record.
@@ -82,10 +84,11 @@ type Config struct {
 	Queue    *queue.Queue
 	Consumer *queue.Consumer
 	Target   *salesforce.Client
-	// Auth, when set, lets a paused worker check that credentials work
-	// again before it resumes the pool.
-	Auth  *salesforce.Auth
-	Store *store.Store
+	// Auth, when set, lets a stopped worker check that its credentials work
+	// again before it fetches again.
+	Auth *salesforce.Auth
+	// Store is the source→target ID map (a *store.Store in production).
+	Store IDMap
 
 	Mode            Mode
 	ExternalIDField string
@@ -127,6 +130,9 @@ type Config struct {
 	// simulates a crash at that point: the write's messages are left
 	// unsettled, to be redelivered after the ack wait.
 	beforeWrite, afterWrite func(ctx context.Context, sourceIDs []string) error
+	// linkPublish, when set, stands in for NATS when a link event is
+	// published: an error simulates a failed publish.
+	linkPublish func() error
 }
 
 func (c *Config) setDefaults() {
@@ -208,6 +214,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// IDMap is the worker's source→target ID map.
+type IDMap interface {
+	// Lookup returns the mappings of the source IDs it knows.
+	Lookup(sourceIDs []string) (map[string]store.Mapping, error)
+	// PutMappings records written records.
+	PutMappings(ms []store.Mapping) error
+}
+
 // Worker is one worker process's sync engine.
 type Worker struct {
 	cfg     Config
@@ -217,18 +231,12 @@ type Worker struct {
 
 	lastErr lastErrors // last error per stream sequence, for MAX_DELIVERIES
 	fetchMu sync.Mutex // one fetch in flight at a time
+	cons    atomic.Pointer[queue.Consumer]
 
-	bg      context.Context // Run's context, for the probe loop
-	probes  sync.WaitGroup
-	bulk    atomic.Bool // writing with Bulk jobs (see observeBacklog)
-	paused  atomic.Bool
-	probing atomic.Bool
-	pauseMu sync.Mutex
-	// configCause: the pause is for a target not set up for orgsync, so
-	// the probe also checks the external ID field.
-	configCause bool
-	pausedAt    time.Time
-	reason      string
+	bg     context.Context // Run's context, for the probe loop
+	probes sync.WaitGroup
+	bulk   atomic.Bool // writing with Bulk jobs (see observeBacklog)
+	state  state       // pauses, stops and what the worker waits for
 }
 
 // New checks cfg and returns a Worker; Run starts it.
@@ -243,6 +251,8 @@ func New(cfg Config) (*Worker, error) {
 		calls:   make(chan struct{}, cfg.MaxCalls),
 		lastErr: lastErrors{m: make(map[uint64]string)},
 	}
+	w.cons.Store(cfg.Consumer)
+	w.state.init()
 	if cfg.RateLimit > 0 {
 		burst := int(cfg.RateLimit)
 		if burst < 1 {
@@ -266,6 +276,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	w.bg = gctx
 	defer w.probes.Wait()
+	// A worker that cannot get a token is not ready from the start and
+	// fetches nothing until its probe gets one.
+	w.checkCredentials(gctx)
+	w.readPoolState(gctx)
 	for i := 0; i < w.cfg.Concurrency; i++ {
 		g.Go(func() error { return w.loop(gctx) })
 	}
@@ -278,23 +292,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	return err
 }
 
-// Ready reports why the worker is not ready to sync, or nil.
-func (w *Worker) Ready() error {
-	if w.paused.Load() {
-		w.pauseMu.Lock()
-		defer w.pauseMu.Unlock()
-		return fmt.Errorf("pool paused since %s: %s", w.pausedAt.Format(time.RFC3339), w.reason)
-	}
-	return nil
-}
+// Ready reports why the worker is not ready to sync, or nil: this worker
+// stopped (its credentials, its path to the target), the pool paused (with
+// every cause, who set it and since when), the ID map failing, or the
+// consumer missing.
+func (w *Worker) Ready() error { return w.state.ready() }
 
 // loop is one fetch loop.
 func (w *Worker) loop(ctx context.Context) error {
 	fails := 0
 	for ctx.Err() == nil {
-		// While the pool is paused this worker holds back too, even if
-		// pausing the shared consumer failed.
-		if w.paused.Load() {
+		// While the pool is paused or this worker is stopped it fetches
+		// nothing, even if pausing the shared consumer failed.
+		if !w.state.mayFetch() {
 			if !sleep(ctx, min(w.cfg.ProbeInterval, time.Second)) {
 				return nil
 			}
@@ -308,39 +318,53 @@ func (w *Worker) loop(ctx context.Context) error {
 			size = w.cfg.BulkBatch
 		}
 		w.fetchMu.Lock()
-		msgs, err := w.cfg.Consumer.Fetch(ctx, size, w.cfg.Linger)
+		ds, err := w.cons.Load().Deliveries(ctx, size, w.cfg.Linger)
 		w.fetchMu.Unlock()
-		if err != nil && len(msgs) == 0 {
+		if err != nil && len(ds) == 0 {
 			if ctx.Err() != nil {
 				return nil
 			}
 			fails++
-			w.log.Warn("fetch failed", "err", err, "consecutive", fails)
+			if errors.Is(err, queue.ErrNoConsumer) {
+				w.rebind(ctx, err)
+			} else {
+				w.log.Warn("fetch failed", "err", err, "consecutive", fails)
+			}
 			if !sleep(ctx, min(time.Duration(fails)*500*time.Millisecond, 5*time.Second)) {
 				return nil
 			}
 			continue
 		}
 		fails = 0
-		if len(msgs) == 0 {
+		if len(ds) == 0 {
 			continue
 		}
 		// The last message knows how many are still pending: switch to or
 		// from Bulk jobs without waiting for the watcher.
-		if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
-			w.observeBacklog(md.NumPending)
-		}
+		w.observeBacklog(ds[len(ds)-1].Pending)
 		// A batch in flight finishes even when shutdown starts: its context
-		// outlives ctx, bounded so the messages' ack wait is not exceeded.
-		deadline := w.cfg.AckWait
-		if bulk {
-			deadline = bulkDeadline // InProgress keeps the job's messages alive
-		}
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadline)
-		w.process(bctx, msgs, bulk)
-		cancel()
+		// outlives ctx (each write bounded by the ack wait), but a batch
+		// held through a pool pause is handed back at shutdown.
+		w.process(context.WithoutCancel(ctx), ctx.Done(), ds, bulk)
 	}
 	return nil
+}
+
+// rebind gets the consumer again after it was deleted (re-creating it as
+// at start); until then the worker reports not ready.
+func (w *Worker) rebind(ctx context.Context, cause error) {
+	w.fetchMu.Lock()
+	defer w.fetchMu.Unlock()
+	w.state.setConsumerErr(fmt.Errorf("the consumer %s is gone: %w", queue.ConsumerName, cause))
+	w.log.Error("the shared consumer is gone; creating it again", "consumer", queue.ConsumerName, "err", cause)
+	c, err := w.cfg.Queue.Consumer(ctx)
+	if err != nil {
+		w.log.Error("re-creating the consumer failed; will try again", "err", err)
+		return
+	}
+	w.cons.Store(c)
+	w.state.setConsumerErr(nil)
+	w.log.Info("consumer bound again", "consumer", queue.ConsumerName)
 }
 
 // sleep waits for d or until ctx is done; it reports whether d passed.

@@ -2,11 +2,10 @@ package replicate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -38,7 +37,7 @@ func (w *Worker) callWithRetry(ctx context.Context, call func(context.Context) (
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, errOverBudget) || salesforce.Classify(err) != salesforce.Transient || ctx.Err() != nil {
+		if classOf(err) != classTransient || ctx.Err() != nil {
 			return backoff.Permanent(err)
 		}
 		w.log.Info("target call failed; retrying", "err", err)
@@ -65,6 +64,7 @@ func (w *Worker) call(ctx context.Context, call func(context.Context) ([]outcome
 		return nil, ctx.Err()
 	}
 	defer func() { <-w.calls }()
+	countCall(ctx)
 	outs, err := call(ctx)
 	if u, ok := w.cfg.Target.Usage(); ok && u.Max > 0 {
 		w.cfg.Metrics.usage(u.Ratio())
@@ -89,23 +89,7 @@ func (w *Worker) writeCreated(ctx context.Context, gs []*group) ([]outcome, erro
 // target is written again without the parent, and a link event follows.
 func (w *Worker) upsertMany(ctx context.Context, gs []*group) ([]outcome, error) {
 	ext := w.cfg.ExternalIDField
-	inBatch := make(map[string]bool, len(gs))
-	for _, g := range gs {
-		inBatch[g.sourceID] = true
-	}
-	recs := make([]salesforce.Record, len(gs))
-	sameCall := make([]bool, len(gs))
-	for i, g := range gs {
-		// A parent written in this same call cannot be referenced by it
-		// (references resolve before the records are saved): the child goes
-		// without it and a link event follows.
-		if g.ev.Type == event.TypeAccountLink {
-			recs[i] = salesforce.Record{ext: g.sourceID, "Parent": map[string]any{ext: g.ev.ParentID}}
-			continue
-		}
-		sameCall[i] = inBatch[g.ev.ParentSourceID()]
-		recs[i] = w.record(g.ev, !sameCall[i])
-	}
+	recs, sameCall := w.records(gs)
 	res, err := w.cfg.Target.UpsertMany(ctx, sobject, ext, recs, false)
 	if err != nil {
 		return nil, err
@@ -116,25 +100,10 @@ func (w *Worker) upsertMany(ctx context.Context, gs []*group) ([]outcome, error)
 	outs := make([]outcome, len(gs))
 	var orphans []int
 	for i, r := range res {
-		isLink := gs[i].ev.Type == event.TypeAccountLink
-		if r.Success {
-			if isLink {
-				outs[i] = ok("") // the record's mapping is unchanged
-			} else {
-				outs[i] = outcome{targetID: r.ID, parentDeferred: sameCall[i]}
-			}
-			continue
-		}
-		re := r.Err()
-		if _, _, missing := salesforce.MissingParent(re); missing && isLink {
-			outs[i] = w.parentMissing(gs[i], re.Message)
-			continue
-		}
-		if _, _, missing := salesforce.MissingParent(re); missing && gs[i].ev.ParentSourceID() != "" {
+		outs[i] = w.upsertOutcome(gs[i], r.ID, r.Success, r.Err(), sameCall[i])
+		if outs[i].class == classParentMissing && decide(outs[i].class, gs[i].maxDelivered(), w.cfg.MaxDeliver, gs[i].isLink()) == actLinkLater {
 			orphans = append(orphans, i)
-			continue
 		}
-		outs[i] = failure(re, ext)
 	}
 	if len(orphans) == 0 {
 		return outs, nil
@@ -144,25 +113,75 @@ func (w *Worker) upsertMany(ctx context.Context, gs []*group) ([]outcome, error)
 	for _, i := range orphans {
 		recs = append(recs, w.record(gs[i].ev, false))
 	}
-	res, err = w.cfg.Target.UpsertMany(ctx, sobject, ext, recs, false)
-	if err != nil {
-		for _, i := range orphans {
-			outs[i] = failure(err, ext)
-		}
-		return outs, nil
-	}
+	res, err = w.callOnce(ctx, func(ctx context.Context) ([]salesforce.SaveResult, error) {
+		return w.cfg.Target.UpsertMany(ctx, sobject, ext, recs, false)
+	})
 	for j, i := range orphans {
-		if j >= len(res) {
-			outs[i] = failure(errors.New("replicate: target answered too few results"), ext)
-			continue
-		}
-		if res[j].Success {
-			outs[i] = outcome{targetID: res[j].ID, parentDeferred: true}
-		} else {
-			outs[i] = failure(res[j].Err(), ext)
+		switch {
+		case err != nil:
+			outs[i] = failure(err)
+		case j >= len(res):
+			outs[i] = failure(errors.New("replicate: target answered too few results"))
+		case res[j].Success:
+			outs[i] = writtenWithoutParent(res[j].ID)
+		default:
+			outs[i] = recordFailure(res[j].Err(), ext)
 		}
 	}
 	return outs, nil
+}
+
+// upsertOutcome is the outcome of one record of an upsert (collections or
+// Bulk). sameCall: written without its parent, which is in the same call.
+func (w *Worker) upsertOutcome(g *group, id string, success bool, re *salesforce.RecordError, sameCall bool) outcome {
+	switch {
+	case success && g.isLink():
+		return ok("") // the record's mapping is unchanged
+	case success && sameCall:
+		return writtenWithoutParent(id)
+	case success:
+		return ok(id)
+	}
+	if re == nil {
+		re = &salesforce.RecordError{Code: "UNKNOWN", Message: "failed without an error in the answer"}
+	}
+	o := recordFailure(re, w.cfg.ExternalIDField)
+	if o.class == classParentMissing {
+		o.code = CodeParentMissing
+		if !g.isLink() && g.ev.ParentSourceID() == "" {
+			o.class = classPermanent // a missing parent it did not ask for
+		}
+	}
+	return o
+}
+
+// records builds the upsert records of gs (created and link events alike,
+// for collections and Bulk). A parent written in this same call cannot be
+// referenced by it (references resolve before the records are saved): the
+// child goes without it (sameCall) and a link event follows.
+func (w *Worker) records(gs []*group) (recs []salesforce.Record, sameCall []bool) {
+	ext := w.cfg.ExternalIDField
+	inBatch := make(map[string]bool, len(gs))
+	for _, g := range gs {
+		inBatch[g.sourceID] = true
+	}
+	recs = make([]salesforce.Record, len(gs))
+	sameCall = make([]bool, len(gs))
+	for i, g := range gs {
+		if g.isLink() {
+			recs[i] = salesforce.Record{ext: g.sourceID, "Parent": map[string]any{ext: g.ev.ParentID}}
+			continue
+		}
+		sameCall[i] = inBatch[g.ev.ParentSourceID()]
+		recs[i] = w.record(g.ev, !sameCall[i])
+	}
+	return recs, sameCall
+}
+
+// callOnce is a follow-up call of a write in flight, counted like any call.
+func (w *Worker) callOnce(ctx context.Context, call func(context.Context) ([]salesforce.SaveResult, error)) ([]salesforce.SaveResult, error) {
+	countCall(ctx)
+	return call(ctx)
 }
 
 // record builds the target record of a created event. In upsert mode the
@@ -224,98 +243,54 @@ func (w *Worker) createMany(ctx context.Context, gs []*group) ([]outcome, error)
 	}
 	outs := make([]outcome, len(gs))
 	for i, r := range res {
-		if r.Success {
-			outs[i] = outcome{targetID: r.ID, parentDeferred: deferred[i]}
-		} else {
-			outs[i] = failure(r.Err(), "")
+		switch {
+		case r.Success && deferred[i]:
+			outs[i] = writtenWithoutParent(r.ID)
+		case r.Success:
+			outs[i] = ok(r.ID)
+		default:
+			outs[i] = recordFailure(r.Err(), "")
 		}
 	}
 	return outs, nil
 }
 
-// apexResponse is the seed's ArrifyAccountsApi.ResponseWrapper.
-type apexResponse struct {
-	Success      bool   `json:"success"`
-	AccountID    string `json:"accountId"`
-	AccountName  string `json:"accountName"`
-	Message      string `json:"message"`
-	ErrorDetails string `json:"errorDetails"`
-}
-
-// Codes for the seed's Apex REST answers, which carry no Salesforce code.
-const (
-	CodeApexBadRequest = "APEX_BAD_REQUEST"
-	CodeApexDMLError   = "APEX_DML_ERROR"
-	CodeApexUnexpected = "APEX_UNEXPECTED_ERROR"
-)
-
 // apexREST posts each record to the seed's endpoint, one call per record,
 // as the recipe orgsync replaces does. The calls of a batch run in parallel
-// within the concurrency cap; each counts against the limits.
+// within the concurrency cap; each counts against the limits. Once a call
+// fails for a cause that stops or pauses (budget, configuration,
+// credentials), the records not yet sent take that outcome without a call;
+// the records already written keep theirs, so none is written twice.
 func (w *Worker) apexREST(ctx context.Context, gs []*group) ([]outcome, error) {
 	outs := make([]outcome, len(gs))
+	var stopped atomic.Pointer[error]
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(w.cfg.MaxCalls)
 	for i, grp := range gs {
 		g.Go(func() error {
-			body, _ := json.Marshal(map[string]any{"Name": grp.ev.Fields["Name"]})
-			var resp *salesforce.Response
+			if errp := stopped.Load(); errp != nil {
+				outs[i] = failure(*errp)
+				return nil
+			}
+			var id string
 			_, err := w.callWithRetry(gctx, func(ctx context.Context) ([]outcome, error) {
 				var err error
-				resp, err = w.cfg.Target.Call(ctx, http.MethodPost, ApexRESTPath, body, "application/json")
-				if err == nil && resp.Status >= 500 && !strings.Contains(string(resp.Body), "Database error") {
-					// "Unexpected error" and platform 5xx: worth retrying now.
-					return nil, &salesforce.APIError{StatusCode: resp.Status, Code: CodeApexUnexpected, Message: apexMessage(resp)}
-				}
+				id, err = w.cfg.Target.PostApexAccount(ctx, ApexRESTPath, map[string]any{"Name": grp.ev.Fields["Name"]})
 				return nil, err
 			})
-			outs[i] = apexOutcome(resp, err)
+			if err == nil {
+				outs[i] = ok(id)
+				return nil
+			}
+			outs[i] = failure(err)
+			if a := decide(outs[i].class, grp.maxDelivered(), w.cfg.MaxDeliver, false); a == actHold || a == actHandBack {
+				stopped.CompareAndSwap(nil, &err)
+			}
 			return nil
 		})
 	}
 	_ = g.Wait()
 	return outs, nil
-}
-
-func apexMessage(resp *salesforce.Response) string {
-	var ar apexResponse
-	if json.Unmarshal(resp.Body, &ar) == nil && ar.Message != "" {
-		return ar.Message
-	}
-	return fmt.Sprintf("HTTP %d: %.200s", resp.Status, resp.Body)
-}
-
-// apexOutcome classifies an answer of the seed's endpoint: 201 success;
-// 400 bad request (permanent); 500 "Database error: …" a DML failure
-// (permanent, unless it is a row lock); anything else transient.
-func apexOutcome(resp *salesforce.Response, err error) outcome {
-	if err != nil {
-		var ae *salesforce.APIError
-		if errors.As(err, &ae) && ae.Code == CodeApexUnexpected {
-			return outcome{err: err, class: salesforce.Transient, code: CodeApexUnexpected, message: ae.Message}
-		}
-		return failure(err, "")
-	}
-	var ar apexResponse
-	_ = json.Unmarshal(resp.Body, &ar)
-	msg := apexMessage(resp)
-	switch {
-	case resp.Status == http.StatusCreated && ar.Success && ar.AccountID != "":
-		return ok(ar.AccountID)
-	case resp.Status == http.StatusBadRequest:
-		return outcome{err: errors.New(msg), class: salesforce.Permanent, code: CodeApexBadRequest, message: msg}
-	case resp.Status == http.StatusInternalServerError && strings.HasPrefix(ar.Message, "Database error"):
-		if isLock(ar.Message) {
-			return outcome{err: errors.New(msg), class: salesforce.Transient, code: "UNABLE_TO_LOCK_ROW", message: msg}
-		}
-		return outcome{err: errors.New(msg), class: salesforce.Permanent, code: CodeApexDMLError, message: msg}
-	default:
-		return outcome{err: errors.New(msg), class: salesforce.Transient, code: CodeApexUnexpected, message: msg}
-	}
-}
-
-func isLock(msg string) bool {
-	return strings.Contains(msg, "UNABLE_TO_LOCK_ROW") || strings.Contains(msg, "unable to obtain exclusive access")
 }
 
 // writeLinks sets the parent of records written before their parent: in
@@ -328,15 +303,9 @@ func (w *Worker) writeLinks(ctx context.Context, gs []*group) ([]outcome, error)
 }
 
 // parentMissing is the outcome of a link whose parent is still not in the
-// target: retried with delay, dead-lettered as PARENT_MISSING at the last
-// delivery.
-func (w *Worker) parentMissing(g *group, msg string) outcome {
-	o := outcome{err: errors.New(msg), class: salesforce.Transient, code: CodeParentMissing, message: msg}
-	if g.maxDelivered() >= w.cfg.MaxDeliver {
-		o.class = salesforce.Permanent
-		o.message = fmt.Sprintf("parent %s not in the target after %d deliveries: %s", g.ev.ParentID, g.maxDelivered(), msg)
-	}
-	return o
+// target: retried with delay, dead-lettered as PARENT_MISSING at the limit.
+func parentMissing(msg string) outcome {
+	return outcome{err: errors.New(msg), class: classParentMissing, code: CodeParentMissing, message: msg}
 }
 
 // linkByTargetID links records in create mode, where the target has no
@@ -355,15 +324,16 @@ func (w *Worker) linkByTargetID(ctx context.Context, gs []*group) ([]outcome, er
 		child, okc := known[g.sourceID]
 		parent, okp := known[g.ev.ParentID]
 		if !okc || !okp {
-			outs[i] = w.parentMissing(g, "parent or child not in this worker's id map")
+			outs[i] = parentMissing("parent or child not in this worker's id map")
 			continue
 		}
+		countCall(ctx)
 		err := w.cfg.Target.Update(ctx, sobject, child.TargetID, salesforce.Record{"ParentId": parent.TargetID})
 		if err != nil {
-			if salesforce.Classify(err) != salesforce.Permanent {
+			if classOf(err) != classPermanent {
 				return nil, err
 			}
-			outs[i] = failure(err, "")
+			outs[i] = failure(err)
 			continue
 		}
 		outs[i] = ok("")
@@ -373,6 +343,11 @@ func (w *Worker) linkByTargetID(ctx context.Context, gs []*group) ([]outcome, er
 
 // publishLink publishes the follow-up event that sets ev's parent later.
 func (w *Worker) publishLink(ctx context.Context, ev event.Event) error {
+	if w.cfg.linkPublish != nil {
+		if err := w.cfg.linkPublish(); err != nil {
+			return err
+		}
+	}
 	link, err := event.NewAccountLink(ev.SourceOrg, ev.SourceID, ev.ParentSourceID())
 	if err != nil {
 		return err

@@ -476,8 +476,8 @@ func TestAuth_TransportAndRedirect(t *testing.T) {
 		if re.Method != http.MethodPost || !strings.HasPrefix(re.Location, target.URL) || !strings.Contains(err.Error(), target.URL) {
 			t.Errorf("%s: redirect: got %+v / %q", a.Flow(), *re, err)
 		}
-		if got := salesforce.Classify(err); got != salesforce.AuthFailure {
-			t.Errorf("%s: redirect class: got %v, want auth", a.Flow(), got)
+		if got := salesforce.Classify(err); got != salesforce.Configuration {
+			t.Errorf("%s: redirect class: got %v, want configuration", a.Flow(), got)
 		}
 	}
 }

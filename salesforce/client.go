@@ -15,7 +15,7 @@
 // # Errors
 //
 // Every error can be passed to Classify, which returns one of the failure
-// classes of DESIGN.md: Transient, AuthFailure, Budget, Permanent. Per-record
+// classes of docs/failures.md: Transient, AuthFailure, Budget, Permanent, Configuration. Per-record
 // outcomes of collection calls are SaveResults whose RecordError has its own
 // ClassifyRecord. No error string and no log line carries a secret (client
 // secret, private key, refresh or access token): messages from the server are
@@ -115,6 +115,7 @@ type Client struct {
 	auth        *Auth
 	version     string
 	hc          *http.Client
+	noFollow    *http.Client // hc without following redirects, for CheckRedirect
 	timeout     time.Duration
 	callOptions string
 	observe     func(CallInfo)
@@ -175,7 +176,54 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil
 	}, nil)
 	c.hc = &hc
+	probe := hc
+	probe.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.noFollow = &probe
 	return c, nil
+}
+
+// CheckRedirect reports whether a write to path (instance-relative, e.g. the
+// collections upsert path) would be answered by a redirect, without writing:
+// it sends a GET to path and does not follow a redirect. Salesforce
+// redirects by host, whatever the method, so a 3xx here is the same 3xx a
+// PATCH or POST would get. It returns a *RedirectError naming the URL to
+// configure, nil for any other answer (a 4xx for a GET on a write resource
+// is expected), or the error of a call that got no answer.
+func (c *Client) CheckRedirect(ctx context.Context, path string) error {
+	tok, err := c.auth.Token(ctx)
+	if err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, tok.InstanceURL+path, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("User-Agent", userAgent)
+	start := time.Now()
+	info := CallInfo{Method: http.MethodGet, Route: "GET " + routeOf(path)}
+	resp, err := c.noFollow.Do(req)
+	if err != nil {
+		return c.finish(info, start, c.auth.redactErr(fmt.Errorf("salesforce: %s: %w", info.Route, err)))
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	info.Status = resp.StatusCode
+	c.trackUsage(resp.Header)
+	_ = c.finish(info, start, nil)
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		loc := resp.Header.Get("Location")
+		if u, err := req.URL.Parse(loc); err == nil {
+			loc = stripQuery(u)
+		}
+		return &RedirectError{Method: http.MethodPatch, URL: stripQuery(req.URL), Location: loc}
+	}
+	return nil
 }
 
 // defaultTransport is http.DefaultTransport's settings with a larger idle

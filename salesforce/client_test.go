@@ -636,8 +636,8 @@ func TestClient_Redirects(t *testing.T) {
 		if !strings.Contains(err.Error(), "configure "+canonical.URL+" as the org URL") {
 			t.Errorf("%s: message %q does not name %s", w.method, err, canonical.URL)
 		}
-		if got := salesforce.Classify(err); got != salesforce.AuthFailure {
-			t.Errorf("%s: class: got %v, want auth", w.method, got)
+		if got := salesforce.Classify(err); got != salesforce.Configuration {
+			t.Errorf("%s: class: got %v, want configuration", w.method, got)
 		}
 	}
 	mu.Lock()

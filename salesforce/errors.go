@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
-// Class is a failure class of DESIGN.md: what a caller should do about an error.
+// Class is a failure class of docs/failures.md: what a caller should do about an error.
 type Class int
 
 // The failure classes. The zero Class means "no error" (Classify(nil)).
@@ -27,9 +31,15 @@ const (
 	Budget
 	// Permanent: this record (or request) will fail the same way again.
 	Permanent
+	// Configuration: the target org is not set up for the call (the
+	// external ID field is missing or invisible, a Bulk job is refused at
+	// creation, a write is answered by a redirect). No record can succeed
+	// until someone fixes the org or orgsync's settings.
+	Configuration
 )
 
-// String returns "transient", "auth", "budget" or "permanent" ("none" for the zero Class).
+// String returns "transient", "auth", "budget", "permanent" or
+// "configuration" ("none" for the zero Class).
 func (c Class) String() string {
 	switch c {
 	case Transient:
@@ -40,6 +50,8 @@ func (c Class) String() string {
 		return "budget"
 	case Permanent:
 		return "permanent"
+	case Configuration:
+		return "configuration"
 	case 0:
 		return "none"
 	}
@@ -76,6 +88,7 @@ const (
 	CodeUnknownException       = "UNKNOWN_EXCEPTION"
 	CodeInvalidAuthHeader      = "INVALID_AUTH_HEADER"
 	CodeInvalidOperationExpPwd = "INVALID_OPERATION_WITH_EXPIRED_PASSWORD"
+	CodeInvalidJob             = "INVALIDJOB"
 )
 
 // ErrorItem is one element of a REST error array:
@@ -333,7 +346,7 @@ func Classify(err error) Class {
 	)
 	switch {
 	case errors.As(err, &redirErr):
-		return AuthFailure
+		return Configuration
 	case errors.As(err, &authErr):
 		return classifyAuth(authErr)
 	case errors.As(err, &apiErr):
@@ -378,6 +391,9 @@ func classifyAuth(e *AuthError) Class {
 }
 
 func classifyAPI(e *APIError) Class {
+	if IsMissingExternalIDField(e) {
+		return Configuration
+	}
 	for _, it := range e.Errors {
 		if isLock(it.Code, it.Message) {
 			return Transient
@@ -411,6 +427,14 @@ func classifyItem(status int, code, message string, fields []string, extIDField 
 		return Budget
 	case CodeInvalidSessionID, CodeInvalidAuthHeader, CodeInvalidOperationExpPwd:
 		return AuthFailure
+	case CodeApexBadRequest, CodeApexDMLError:
+		return Permanent
+	case CodeApexUnexpected:
+		return Transient
+	case CodeInvalidJob:
+		// A Bulk job refused at creation: the object, the operation or the
+		// external ID field does not suit this org.
+		return Configuration
 	case CodeDuplicateValue:
 		if extIDField != "" && duplicateOnField(message, fields, extIDField) {
 			return Transient
@@ -446,6 +470,12 @@ func classifyStatus(status int) Class {
 // isLock reports a row-lock failure, including one wrapped in another code's
 // message (e.g. CANNOT_EXECUTE_FLOW_TRIGGER "… UNABLE_TO_LOCK_ROW, unable to obtain exclusive access to this record …").
 func isLock(code, message string) bool {
+	return IsLock(code, message)
+}
+
+// IsLock reports a row-lock failure from an error code and message, also
+// when the lock is wrapped in another code's message.
+func IsLock(code, message string) bool {
 	if code == CodeUnableToLockRow {
 		return true
 	}
@@ -521,4 +551,40 @@ func clipText(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// IsMissingExternalIDField reports Salesforce's answer to an upsert by an
+// external ID field that the object lacks or the user cannot see:
+// 404 NOT_FOUND "Provided external ID field does not exist or is not
+// accessible: <field>".
+func IsMissingExternalIDField(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound || ae.Code != CodeNotFound {
+		return false
+	}
+	return strings.Contains(strings.ToLower(ae.Message), "external id field")
+}
+
+// IsNetwork reports an error with no answer from the server: a refused or
+// reset connection, a DNS failure, a timeout. It is Transient, but unlike a
+// 5xx it says nothing about the org: the caller's own path to it may be
+// broken.
+func IsNetwork(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var (
+		apiErr   *APIError
+		recErr   *RecordError
+		authErr  *AuthError
+		redirErr *RedirectError
+	)
+	if errors.As(err, &apiErr) || errors.As(err, &recErr) || errors.As(err, &authErr) || errors.As(err, &redirErr) {
+		return false
+	}
+	var ne net.Error
+	var ue *url.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &ue) || errors.As(err, &oe) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }

@@ -17,7 +17,7 @@ import (
 const lockMessage = "unable to obtain exclusive access to this record or 1 records: 001R00000033I6AIAU"
 
 // Every code of reference §6, the ambiguous cases of the issue, and the
-// non-API errors, each with the class DESIGN.md gives it.
+// non-API errors, each with the class docs/failures.md gives it.
 func TestClassify_APIErrors(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -154,7 +154,13 @@ func TestClassify_OtherErrors(t *testing.T) {
 		{name: "invalid request", err: salesforce.ErrInvalidRequest, want: salesforce.Permanent},
 		{name: "invalid id", err: salesforce.ErrInvalidID, want: salesforce.Permanent},
 		{name: "no identity", err: salesforce.ErrNoIdentity, want: salesforce.Permanent},
-		{name: "redirect", err: &salesforce.RedirectError{Method: "PATCH", URL: "https://a", Location: "https://b/x"}, want: salesforce.AuthFailure},
+		{name: "redirect", err: &salesforce.RedirectError{Method: "PATCH", URL: "https://a", Location: "https://b/x"}, want: salesforce.Configuration},
+		{name: "missing external ID field", err: &salesforce.APIError{StatusCode: 404, Code: "NOT_FOUND", Message: "Provided external ID field does not exist or is not accessible: Missing_Id__c"}, want: salesforce.Configuration},
+		{name: "other 404", err: &salesforce.APIError{StatusCode: 404, Code: "NOT_FOUND", Message: "The requested resource does not exist"}, want: salesforce.Permanent},
+		{name: "bulk job refused", err: &salesforce.APIError{StatusCode: 400, Code: "INVALIDJOB", Message: "InvalidJob : Field name not found : Source_Id__c"}, want: salesforce.Configuration},
+		{name: "apex bad request", err: &salesforce.APIError{StatusCode: 400, Code: salesforce.CodeApexBadRequest, Message: "Name is required"}, want: salesforce.Permanent},
+		{name: "apex dml error", err: &salesforce.APIError{StatusCode: 500, Code: salesforce.CodeApexDMLError, Message: "Database error: x"}, want: salesforce.Permanent},
+		{name: "apex unexpected", err: &salesforce.APIError{StatusCode: 500, Code: salesforce.CodeApexUnexpected, Message: "Unexpected error: x"}, want: salesforce.Transient},
 		{name: "invalid_grant", err: &salesforce.AuthError{StatusCode: 400, Code: "invalid_grant", Description: "authentication failure"}, want: salesforce.AuthFailure},
 		{name: "invalid_client", err: &salesforce.AuthError{StatusCode: 400, Code: "invalid_client", Description: "invalid client credentials"}, want: salesforce.AuthFailure},
 		{name: "invalid_client_id", err: &salesforce.AuthError{StatusCode: 400, Code: "invalid_client_id", Description: "client identifier invalid"}, want: salesforce.AuthFailure},

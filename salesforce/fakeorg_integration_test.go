@@ -334,7 +334,7 @@ func TestFakeOrg_Faults(t *testing.T) {
 	}
 	_, err = oc.Create(ctx, "Account", salesforce.Record{"Name": "Lost"})
 	var re *salesforce.RedirectError
-	if !errors.As(err, &re) || !strings.Contains(err.Error(), "configure "+ts.URL) || salesforce.Classify(err) != salesforce.AuthFailure {
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "configure "+ts.URL) || salesforce.Classify(err) != salesforce.Configuration {
 		t.Errorf("POST via the old host: got %v", err)
 	}
 	// The token endpoint on the old host refuses to be redirected too.

@@ -8,7 +8,7 @@ import (
 	"orgsync/salesforce"
 )
 
-// The vectors come from ../shared/reference/salesforce.md §7 (verified by script there).
+// The vectors are Salesforce's documented 15-to-18-character ID conversion, checked by hand.
 func TestNormalizeID(t *testing.T) {
 	tests := []struct {
 		name, in, want string

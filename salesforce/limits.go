@@ -85,3 +85,13 @@ func ParseLimitInfo(h string) (APIUsage, bool) {
 	}
 	return APIUsage{}, false
 }
+
+// DailyUsage returns the org's daily API usage from a GET /limits answer
+// (its DailyApiRequests entry), and false when the answer has none.
+func DailyUsage(limits map[string]Limit) (APIUsage, bool) {
+	d, ok := limits["DailyApiRequests"]
+	if !ok || d.Max <= 0 {
+		return APIUsage{}, false
+	}
+	return APIUsage{Used: d.Max - d.Remaining, Max: d.Max, At: time.Now()}, true
+}

@@ -36,10 +36,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	failRate := fs.Float64("fail-rate", 0.02, "share of target calls answered 503 SERVER_UNAVAILABLE")
 	verbose := fs.Bool("v", false, "show the components' logs on stderr")
 	if err := cli.Parse(fs, args, getenv); err != nil {
-		return cli.Exit(err, stderr, "demo")
+		return cli.Exit(err, stderr, "demo", "demo")
 	}
 	if *accounts < 1 || *workers < 1 || *latency < 0 || *failRate < 0 || *failRate >= 1 || fs.NArg() > 0 {
-		return cli.Exit(cli.Usagef("want -accounts ≥ 1, -workers ≥ 1, -latency ≥ 0, 0 ≤ -fail-rate < 1, no arguments"), stderr, "demo")
+		return cli.Exit(cli.Usagef("want -accounts ≥ 1, -workers ≥ 1, -latency ≥ 0, 0 ≤ -fail-rate < 1, no arguments"), stderr, "demo", "demo")
 	}
 	var log *slog.Logger
 	if *verbose {

@@ -40,11 +40,14 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "":
+		fmt.Fprint(stderr, "producer: no command given\n"+usage)
+		return 2
 	default:
-		fmt.Fprint(stderr, usage)
+		fmt.Fprintf(stderr, "producer: unknown subcommand %q\n%s", cmd, usage)
 		return 2
 	}
-	return cli.Exit(err, stderr, "producer")
+	return cli.Exit(err, stderr, "producer", "producer "+cmd)
 }
 
 // captureFlags are the flags every capture path shares.
@@ -90,18 +93,18 @@ func sourceOrgID(v string, required bool) (string, error) {
 
 func cmdPoll(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("producer poll", stderr)
-	nf := cli.AddNATSFlags(fs)
+	nf := cli.AddStreamFlags(fs)
 	org := cli.AddOrgFlags(fs, "source")
 	cf := addCaptureFlags(fs)
 	interval := fs.Duration("interval", capture.DefaultInterval, "pause between two polls")
 	overlap := fs.Duration("overlap", capture.DefaultOverlap, "how far behind the checkpoint each poll reads again (rows committed late by long transactions)")
 	pageLimit := fs.Int("page-limit", capture.DefaultPageLimit, "LIMIT of one keyset query (1..2000)")
 	budget := fs.Float64("api-budget", capture.DefaultAPIBudget, "share of the source's daily API limit the poller may use before it holds back")
-	rateLimit := fs.Float64("rate-limit", capture.DefaultRateLimit, "source calls per second (negative: no cap)")
+	rateLimit := fs.Float64("rate-limit", capture.DefaultRateLimit, "source calls per second (0: no cap)")
 	srcOrg := fs.String("source-org-id", "", "the source org's ID, only needed when the token has no identity URL (-source-access-token)")
-	dataDir := fs.String("data-dir", "data", "directory of the producer's checkpoint file (producer.db)")
+	dataDir := fs.String("data-dir", app.DefaultDataDir, "directory of the producer's checkpoint file (producer.db)")
 	once := fs.Bool("once", false, "catch up and exit (backfill)")
-	metricsAddr := fs.String("metrics-addr", "", "address for /metrics, /healthz and /readyz (off when empty)")
+	metricsAddr := fs.String("metrics-addr", "", "address for /metrics, /healthz and /readyz (none when empty)")
 	if err := cli.Parse(fs, args, getenv, "once"); err != nil {
 		return err
 	}
@@ -112,26 +115,19 @@ func cmdPoll(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	if err := cli.NotZero(fs, "interval", "page-limit", "api-budget", "stream-replicas"); err != nil {
+		return err
+	}
 	switch {
-	case *interval <= 0:
-		return cli.Usagef("-interval must be positive")
 	case *overlap < 0:
-		return cli.Usagef("-overlap must not be negative")
-	case *pageLimit < 1 || *pageLimit > 2000:
-		return cli.Usagef("-page-limit must be in 1..2000")
-	case *budget <= 0 || *budget > 1:
-		return cli.Usagef("-api-budget must be in (0, 1]")
-	case *rateLimit == 0:
-		return cli.Usagef("-rate-limit must not be 0 (negative: no cap)")
+		return cli.Usagef("-overlap %v: must not be negative (0: no overlap)", *overlap)
+	case !(*rateLimit >= 0):
+		return cli.Usagef("-rate-limit %v: must be 0 (no cap) or a positive number of calls per second", *rateLimit)
 	}
 	if org.AccessToken != "" && *srcOrg == "" {
 		return cli.Usagef("-source-access-token needs -source-org-id: a static token has no identity URL to learn the org from")
 	}
 	orgID, err := sourceOrgID(*srcOrg, false)
-	if err != nil {
-		return err
-	}
-	auth, err := org.AuthConfig()
 	if err != nil {
 		return err
 	}
@@ -143,24 +139,36 @@ func cmdPoll(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	ov := *overlap
+	// On the command line 0 turns overlap and rate limit off; in the config
+	// struct zero means the default and negative means none.
+	ov, rl := *overlap, *rateLimit
 	if ov == 0 {
-		ov = -1 // no overlap rather than the default
+		ov = -1
 	}
-	st, err := app.RunPoller(ctx, app.PollerConfig{
+	if rl == 0 {
+		rl = -1
+	}
+	cfg := app.PollerConfig{
 		NATS:       app.NATSConfig{URL: nf.URL, Options: natsOpts},
 		Queue:      queue.Config{Replicas: nf.StreamReplicas},
-		Source:     auth,
 		APIVersion: org.APIVersion,
 		Poll: capture.PollerConfig{
 			SourceOrg: orgID, Fields: fields, Interval: *interval, Overlap: ov, SkipField: *cf.skipField,
-			PageLimit: *pageLimit, APIBudget: *budget, RateLimit: *rateLimit,
+			PageLimit: *pageLimit, APIBudget: *budget, RateLimit: rl,
 		},
 		DataDir:     *dataDir,
 		Once:        *once,
 		MetricsAddr: *metricsAddr,
 		Logger:      log,
-	})
+	}
+	// Every value is checked before anything is opened or created.
+	if err := cfg.Validate(); err != nil {
+		return cli.Usagef("%v", strings.TrimPrefix(err.Error(), app.ErrInvalidConfig.Error()+": "))
+	}
+	if cfg.Source, err = org.AuthConfig(); err != nil {
+		return err
+	}
+	st, err := app.RunPoller(ctx, cfg)
 	if *once {
 		printStats(stdout, st)
 	}
@@ -169,14 +177,14 @@ func cmdPoll(ctx context.Context, args []string, getenv func(string) string, std
 
 func cmdServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := cli.NewFlagSet("producer serve", stderr)
-	nf := cli.AddNATSFlags(fs)
+	nf := cli.AddStreamFlags(fs)
 	cf := addCaptureFlags(fs)
 	listen := fs.String("listen", app.DefaultListen, "address of the ingest endpoint (POST /v1/accounts, /healthz, /readyz, /metrics)")
 	token := fs.String("ingest-token", "", "bearer token the Apex caller must send (prefer ORGSYNC_INGEST_TOKEN)")
 	srcOrg := fs.String("source-org-id", "", "the source org's 00D… ID (part of every event's dedup key)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate file; with -tls-key the endpoint serves HTTPS")
 	tlsKey := fs.String("tls-key", "", "PEM private key file of -tls-cert")
-	metricsAddr := fs.String("metrics-addr", "", "a separate address for /metrics, /healthz and /readyz (off when empty)")
+	metricsAddr := fs.String("metrics-addr", "", "a separate address for /metrics, /healthz and /readyz (none when empty)")
 	if err := cli.Parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -219,7 +227,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 func cmdPublish(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("producer publish", stderr)
-	nf := cli.AddNATSFlags(fs)
+	nf := cli.AddStreamFlags(fs)
 	cf := addCaptureFlags(fs)
 	srcOrg := fs.String("source-org-id", "", "the source org's 00D… ID (part of every event's dedup key)")
 	file := fs.String("file", "", "NDJSON file, one Account record per line (default: stdin)")

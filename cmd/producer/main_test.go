@@ -16,6 +16,7 @@ import (
 	"orgsync/queue"
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
+	"orgsync/store"
 )
 
 func natsServer(t *testing.T) (*queue.Embedded, string) {
@@ -71,8 +72,12 @@ func TestUsageErrors(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{name: "no command", args: nil, wantCode: 2, wantErr: "usage"},
-		{name: "unknown command", args: []string{"nope"}, wantCode: 2, wantErr: "usage"},
+		{name: "no command", args: nil, wantCode: 2, wantErr: "producer: no command given\nusage"},
+		{name: "unknown command", args: []string{"nope"}, wantCode: 2, wantErr: "producer: unknown subcommand \"nope\"\nusage"},
+		{name: "bad duration", args: []string{"poll", "-interval", "1"}, wantCode: 2, wantErr: "producer: -interval \"1\": want a duration such as 250ms, 2s or 1m\nRun \"producer poll -h\" for the flags.\n"},
+		{name: "negative rate limit", args: []string{"poll", "-rate-limit", "-1"}, wantCode: 2, wantErr: "producer: -rate-limit -1: must be 0 (no cap) or a positive number of calls per second\n"},
+		{name: "interval zero", args: []string{"poll", "-interval", "0s"}, wantCode: 2, wantErr: "producer: -interval 0s: must be above 0\n"},
+		{name: "page limit", args: []string{"poll", "-page-limit", "5000"}, wantCode: 2, wantErr: "producer: -page-limit 5000: must be in 1..2000\n"},
 		{name: "help", args: []string{"-h"}, wantCode: 0},
 		{name: "serve without org", args: []string{"serve", "-ingest-token", "x"}, wantCode: 2, wantErr: "-source-org-id is required"},
 		{name: "serve without token", args: []string{"serve", "-source-org-id", "00D000000000ABC"}, wantCode: 2, wantErr: "-ingest-token"},
@@ -82,7 +87,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "publish bad org from env", args: []string{"publish"}, env: map[string]string{"ORGSYNC_SOURCE_ORG_ID": "nope"}, wantCode: 2, wantErr: "-source-org-id"},
 		{name: "bad fields", args: []string{"publish", "-source-org-id", "00D000000000ABC", "-fields", "Name,OwnerId"}, wantCode: 2, wantErr: "OwnerId"},
 		{name: "poll without credentials", args: []string{"poll", "-source-url", "https://x.my.salesforce.com"}, wantCode: 2, wantErr: "no credentials"},
-		{name: "poll bad budget", args: []string{"poll", "-api-budget", "2"}, wantCode: 2, wantErr: "-api-budget"},
+		{name: "poll bad budget", args: []string{"poll", "-api-budget", "2"}, wantCode: 2, wantErr: "producer: -api-budget 2: must be in (0, 1]\n"},
 		{name: "poll arguments", args: []string{"poll", "extra"}, wantCode: 2, wantErr: "no arguments"},
 	}
 	for _, tt := range tests {
@@ -153,8 +158,9 @@ func TestPollOnce(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
+	// -rate-limit 0 means no cap, as for the worker.
 	args := []string{"poll", "-nats-url", url, "-source-url", srv.URL, "-source-client-id", "demo",
-		"-data-dir", dir, "-once", "-log-level", "error"}
+		"-data-dir", dir, "-once", "-log-level", "error", "-rate-limit", "0"}
 	getenv := env(map[string]string{"ORGSYNC_SOURCE_CLIENT_SECRET": "demo-secret"})
 	code, stdout, stderr := runCmd(t, args, getenv, "")
 	if code != 0 {
@@ -185,10 +191,26 @@ func TestOneShotFailsFastWithoutNATS(t *testing.T) {
 	start := time.Now()
 	code, _, stderr := runCmd(t, []string{"publish", "-nats-url", "nats://127.0.0.1:1", "-source-org-id", "00D000000000001"},
 		noEnv, `{"Id":"001000000000001"}`+"\n")
-	if code != 1 || !strings.Contains(stderr, "connect to NATS") {
+	if code != 1 || !strings.Contains(stderr, "connect to NATS at nats://127.0.0.1:1: ") {
 		t.Errorf("exit %d, stderr %q; want 1 and a connect error", code, stderr)
 	}
 	if el := time.Since(start); el > 20*time.Second {
 		t.Errorf("took %v to give up", el)
+	}
+}
+
+// A second poller on one -data-dir is told to give each its own.
+func TestLockedCheckpointNamesDataDir(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "producer.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	code, _, stderr := runCmd(t, []string{"poll", "-data-dir", dir, "-source-url", "http://127.0.0.1:1",
+		"-source-access-token", "x", "-source-org-id", "00D000000000ABC"}, env(nil), "")
+	want := "is locked by another process: is another producer poll running on -data-dir " + dir + "? Give each poller its own -data-dir\n"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
 	}
 }

@@ -8,10 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"orgsync/internal/app"
 	"orgsync/internal/cli"
@@ -26,7 +25,7 @@ const usage = `usage:
   worker dlq list        [-json] [flags]         list dead letters
   worker dlq replay      [-code C] [-source-id ID] [-dry-run] [flags]
   worker mapping get     [-timeout 2s] [flags] SOURCE_ID
-  worker mapping export  -data-dir DIR [-worker-id ID] [-format csv|json] [flags]
+  worker mapping export  [-data-dir DIR] [-worker-id ID] [-format csv|json] [flags]
   worker reconcile       [-repair [-dry-run]] [-json] [flags]   compare source and target
 Run "worker COMMAND -h" for a command's flags.
 `
@@ -41,6 +40,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, _ 
 		sub = args[1]
 	}
 	var err error
+	name := "worker " + cmd
 	switch {
 	case cmd == "run":
 		err = cmdRun(ctx, args[1:], getenv, stderr)
@@ -58,18 +58,45 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, _ 
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprint(stderr, usage)
-		return 2
+		return unknownCommand(stderr, cmd, sub)
 	}
-	return cli.Exit(err, stderr, "worker")
+	if cmd != "run" {
+		name += " " + sub
+	}
+	return cli.Exit(err, stderr, "worker", name)
 }
 
-// natsFlags adds -nats-url and the NATS security flags.
+// unknownCommand names what was not understood and lists the commands.
+func unknownCommand(stderr io.Writer, cmd, sub string) int {
+	switch {
+	case cmd == "":
+		fmt.Fprintf(stderr, "worker: no command given\n")
+	case (cmd == "dlq" || cmd == "mapping") && sub == "":
+		fmt.Fprintf(stderr, "worker: %q needs a subcommand\n", cmd)
+	case cmd == "dlq" || cmd == "mapping":
+		fmt.Fprintf(stderr, "worker: unknown subcommand %q of %q\n", sub, cmd)
+	default:
+		fmt.Fprintf(stderr, "worker: unknown subcommand %q\n", cmd)
+	}
+	fmt.Fprint(stderr, usage)
+	return 2
+}
+
+// natsFlags adds -nats-url and the NATS security flags (no -stream-replicas:
+// one-shot commands create no streams of their own choosing).
 func natsFlags(fs *flag.FlagSet) *cli.NATSFlags { return cli.AddNATSFlags(fs) }
+
+func natsConfig(nf *cli.NATSFlags) (app.NATSConfig, error) {
+	opts, err := nf.Options()
+	if err != nil {
+		return app.NATSConfig{}, err
+	}
+	return app.NATSConfig{URL: nf.URL, Options: opts}, nil
+}
 
 func cmdRun(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := cli.NewFlagSet("worker run", stderr)
-	nf := natsFlags(fs)
+	nf := cli.AddStreamFlags(fs)
 	org := cli.AddOrgFlags(fs, "target")
 	mode := fs.String("mode", string(replicate.ModeUpsert), "write mode: upsert, create or apexrest")
 	ext := fs.String("external-id-field", replicate.DefaultExternalIDField, "the target's external ID field that holds the source record ID (upsert mode)")
@@ -85,8 +112,8 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 	rateLimit := fs.Float64("rate-limit", 0, "target calls per second from this worker (0: no cap)")
 	maxCalls := fs.Int("max-calls", replicate.DefaultMaxCalls, "concurrent target calls from this worker")
 	workerID := fs.String("worker-id", app.DefaultWorkerID(), "this worker's name; its ID map is <data-dir>/worker-<id>.db")
-	dataDir := fs.String("data-dir", "data", "directory of the worker's ID map")
-	metricsAddr := fs.String("metrics-addr", "", "address for /metrics, /healthz and /readyz (off when empty)")
+	dataDir := fs.String("data-dir", app.DefaultDataDir, "directory of the worker's ID map")
+	metricsAddr := fs.String("metrics-addr", "", "address for /metrics, /healthz and /readyz (none when empty)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := cli.Parse(fs, args, getenv); err != nil {
 		return err
@@ -94,15 +121,8 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 	if fs.NArg() > 0 {
 		return cli.Usagef("worker run takes no arguments, got %q", fs.Args())
 	}
-	m, err := replicate.ParseMode(*mode)
-	if err != nil {
-		return cli.Usagef("%v", err)
-	}
-	if !cli.FieldName(*ext) {
-		return cli.Usagef("-external-id-field %q is not a field name", *ext)
-	}
-	auth, err := org.AuthConfig()
-	if err != nil {
+	if err := cli.NotZero(fs, "batch", "linger", "concurrency", "ack-wait", "max-deliver", "max-ack-pending",
+		"api-budget", "bulk-batch", "max-calls", "stream-replicas"); err != nil {
 		return err
 	}
 	natsOpts, err := nf.Options()
@@ -113,20 +133,27 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 	if err != nil {
 		return err
 	}
-	return app.RunWorker(ctx, app.WorkerConfig{
+	cfg := app.WorkerConfig{
 		NATS:       app.NATSConfig{URL: nf.URL, Options: natsOpts},
-		Target:     auth,
 		APIVersion: org.APIVersion,
 		Queue:      queue.Config{AckWait: *ackWait, MaxAckPending: *maxAckPending, Replicas: nf.StreamReplicas},
 		Engine: replicate.Config{
-			Mode: m, ExternalIDField: *ext, Batch: *batch, Linger: *linger, Concurrency: *conc,
+			Mode: replicate.Mode(*mode), ExternalIDField: *ext, Batch: *batch, Linger: *linger, Concurrency: *conc,
 			MaxDeliver: *maxDeliver, APIBudget: *budget, RateLimit: *rateLimit, MaxCalls: *maxCalls,
 			WorkerID: *workerID, BulkThreshold: bulkSetting(*bulkThreshold), BulkBatch: *bulkBatch,
 		},
 		DataDir:     *dataDir,
 		MetricsAddr: *metricsAddr,
 		Logger:      log,
-	})
+	}
+	// Every value is checked before anything is opened or created.
+	if err := cfg.Validate(); err != nil {
+		return cli.Usagef("%v", strings.TrimPrefix(err.Error(), app.ErrInvalidConfig.Error()+": "))
+	}
+	if cfg.Target, err = org.AuthConfig(); err != nil {
+		return err
+	}
+	return app.RunWorker(ctx, cfg)
 }
 
 // bulkSetting maps -bulk-threshold 0 ("never") to the engine's negative.
@@ -137,27 +164,14 @@ func bulkSetting(n int) int {
 	return n
 }
 
-// openQueue connects to NATS and opens the queue for an operator command.
+// openQueue connects to NATS and opens the queue for an operator command;
+// an unreachable server is an error naming its URL.
 func openQueue(ctx context.Context, nf *cli.NATSFlags) (*queue.Queue, func(), error) {
-	opts, err := nf.Options()
+	nc, err := natsConfig(nf)
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := cli.ConnectNATS(nf.URL, "orgsync-worker-cli", opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	q, err := queue.New(ctx, js, queue.Config{Replicas: nf.StreamReplicas})
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return q, func() { _ = nc.Drain() }, nil
+	return app.OpenQueue(ctx, nc, "orgsync-worker-cli")
 }
 
 func cmdDLQList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -248,26 +262,26 @@ func cmdMappingGet(ctx context.Context, args []string, getenv func(string) strin
 	if !cli.FieldName(*ext) {
 		return cli.Usagef("-external-id-field %q is not a field name", *ext)
 	}
-	opts, err := nf.Options()
+	ncfg, err := natsConfig(nf)
 	if err != nil {
 		return err
 	}
-	nc, err := cli.ConnectNATS(nf.URL, "orgsync-worker-cli", opts)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
 	var target *salesforce.Client
 	if org.Configured() {
 		auth, err := org.AuthConfig()
 		if err != nil {
 			return err
 		}
-		target, err = cli.NewClient(ctx, auth, org.APIVersion)
-		if err != nil {
+		if _, target, err = app.NewOrgClient(ctx, auth, org.APIVersion, nil, nil); err != nil {
 			return err
 		}
 	}
+	ncfg.FailFast = true
+	nc, closeNC, err := app.ConnectNATS(ctx, ncfg, "orgsync-worker-cli", nil)
+	if err != nil {
+		return err
+	}
+	defer closeNC()
 	r, err := replicate.LookupMapping(ctx, nc, target, *ext, fs.Arg(0), *timeout)
 	if err != nil {
 		if errors.Is(err, salesforce.ErrInvalidID) {
@@ -282,19 +296,35 @@ func cmdMappingGet(ctx context.Context, args []string, getenv func(string) strin
 func cmdMappingExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("worker mapping export", stderr)
 	nf := natsFlags(fs)
-	dataDir := fs.String("data-dir", "data", "directory of the worker's ID map")
-	workerID := fs.String("worker-id", app.DefaultWorkerID(), "whose ID map to export")
+	dataDir := fs.String("data-dir", app.DefaultDataDir, "directory of the worker's ID map")
+	workerID := fs.String("worker-id", "", "whose ID map to export (default: the only worker-<id>.db in -data-dir)")
 	format := fs.String("format", store.FormatCSV, "csv or json")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for a running worker's answer")
 	if err := cli.Parse(fs, args, getenv, "format"); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("worker mapping export takes no arguments, got %q", fs.Args())
+	}
 	if *format != store.FormatCSV && *format != store.FormatJSON {
 		return cli.Usagef("-format %q: want csv or json", *format)
 	}
-	path := app.StorePath(*dataDir, *workerID)
+	ncfg, err := natsConfig(nf)
+	if err != nil {
+		return err
+	}
+	id := *workerID
+	if id == "" {
+		if id, err = app.FindWorkerID(*dataDir); err != nil {
+			if errors.Is(err, app.ErrInvalidConfig) {
+				return cli.Usagef("%v", strings.TrimPrefix(err.Error(), app.ErrInvalidConfig.Error()+": "))
+			}
+			return err
+		}
+	}
+	path := app.StorePath(*dataDir, id)
 	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("no ID map for worker %q: %w", *workerID, err)
+		return fmt.Errorf("no ID map for worker %q: %w", id, err)
 	}
 	st, err := store.Open(path, &store.Options{ReadOnly: true, Timeout: 500 * time.Millisecond})
 	if err == nil {
@@ -305,16 +335,13 @@ func cmdMappingExport(ctx context.Context, args []string, getenv func(string) st
 		return err
 	}
 	// The worker is running and holds the file: it exports its own map.
-	opts, err := nf.Options()
-	if err != nil {
-		return err
-	}
-	nc, err := cli.ConnectNATS(nf.URL, "orgsync-worker-cli", opts)
+	ncfg.FailFast = true
+	nc, closeNC, err := app.ConnectNATS(ctx, ncfg, "orgsync-worker-cli", nil)
 	if err != nil {
 		return fmt.Errorf("%s is in use by a running worker, and asking it failed: %w", path, err)
 	}
-	defer nc.Close()
-	return replicate.ExportFromWorker(ctx, nc, *workerID, *format, stdout, *timeout)
+	defer closeNC()
+	return queue.ExportFromWorker(ctx, nc, id, *format, stdout, *timeout)
 }
 
 func oneLine(s string, n int) string {

@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"orgsync/queue/queuetest"
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
+	"orgsync/store"
 )
 
 // syncBuffer is a bytes.Buffer safe for a running command to write to.
@@ -53,11 +57,20 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{name: "no command", args: nil, want: "usage"},
-		{name: "unknown command", args: []string{"bogus"}, want: "usage"},
-		{name: "bad flag value", args: []string{"run", "-batch", "many"}, want: "invalid value"},
-		{name: "unknown flag", args: []string{"dlq", "list", "-nope"}, want: "not defined"},
-		{name: "bad mode", args: []string{"run", "-mode", "merge", "-target-url", "https://x.my.salesforce.com"}, want: "unknown mode"},
+		{name: "no command", args: nil, want: "worker: no command given\n"},
+		{name: "unknown command", args: []string{"runn"}, want: "worker: unknown subcommand \"runn\"\n"},
+		{name: "unknown dlq command", args: []string{"dlq", "lst"}, want: "worker: unknown subcommand \"lst\" of \"dlq\"\n"},
+		{name: "dlq without subcommand", args: []string{"dlq"}, want: "worker: \"dlq\" needs a subcommand\n"},
+		{name: "bad flag value", args: []string{"run", "-batch", "many"}, want: "worker: -batch \"many\": want a whole number\nRun \"worker run -h\" for the flags.\n"},
+		{name: "bad duration", args: []string{"run", "-linger", "250"}, want: "worker: -linger \"250\": want a duration such as 250ms, 2s or 1m\nRun \"worker run -h\" for the flags.\n"},
+		{name: "batch out of range", args: []string{"run", "-batch", "500"}, want: "worker: -batch 500: must be in 1..200\nRun \"worker run -h\" for the flags.\n"},
+		{name: "batch zero", args: []string{"run", "-batch", "0"}, want: "worker: -batch 0: must be at least 1\n"},
+		{name: "negative rate limit", args: []string{"run", "-rate-limit", "-1"}, want: "worker: -rate-limit -1: must be 0 (no cap) or a positive number of calls per second\n"},
+		{name: "budget above 1", args: []string{"run", "-api-budget", "1.5"}, want: "worker: -api-budget 1.5: must be in (0, 1]\n"},
+		{name: "bad worker id", args: []string{"run", "-worker-id", "a/b"}, want: "worker: -worker-id \"a/b\": use letters, digits, '-', '_' and '.' only\n"},
+		{name: "unknown flag", args: []string{"dlq", "list", "-nope"}, want: "worker: flag provided but not defined: -nope\nRun \"worker dlq list -h\" for the flags.\n"},
+		{name: "one-shot without -stream-replicas", args: []string{"dlq", "list", "-stream-replicas", "3"}, want: "not defined: -stream-replicas"},
+		{name: "bad mode", args: []string{"run", "-mode", "merge", "-target-url", "https://x.my.salesforce.com"}, want: "worker: -mode \"merge\": want upsert, create or apexrest\n"},
 		{name: "no credentials", args: []string{"run", "-target-url", "https://x.my.salesforce.com"}, want: "no credentials"},
 		{name: "mapping get without id", args: []string{"mapping", "get"}, want: "one SOURCE_ID"},
 		{name: "bad export format", args: []string{"mapping", "export", "-format", "xml"}, want: "want csv or json"},
@@ -69,7 +82,95 @@ func TestUsageErrors(t *testing.T) {
 			if code != 2 || !strings.Contains(stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tt.want)
 			}
+			if strings.Count(stderr, "\n  -") > 0 {
+				t.Errorf("stderr lists the flags on a usage error:\n%s", stderr)
+			}
 		})
+	}
+}
+
+// -h prints the flags and exits 0.
+func TestHelp(t *testing.T) {
+	code, _, stderr := runCmd(t, "run", "-h")
+	if code != 0 || !strings.HasPrefix(stderr, "usage of worker run:\n") || !strings.Contains(stderr, "-max-ack-pending") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// A bad value is refused before the worker creates anything: no data
+// directory, no ID map.
+func TestBadValueCreatesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	code, _, stderr := runCmd(t, "run", "-data-dir", dir, "-worker-id", "w1", "-batch", "500",
+		"-target-url", "http://127.0.0.1:1", "-target-access-token", "x")
+	if code != 2 {
+		t.Fatalf("exit %d (%s), want 2", code, stderr)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the data directory was created: %v", err)
+	}
+}
+
+// A second worker with the same -worker-id on one -data-dir is told to
+// give each worker its own ID.
+func TestLockedIDMapSuggestsWorkerID(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "worker-w1.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	code, _, stderr := runCmd(t, "run", "-data-dir", dir, "-worker-id", "w1",
+		"-target-url", "http://127.0.0.1:1", "-target-access-token", "x", "-nats-url", "nats://127.0.0.1:1")
+	want := "is locked by another process: is a worker with -worker-id w1 already running on -data-dir " + dir + "? Give each worker its own -worker-id\n"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+}
+
+// mapping export without -worker-id takes the only ID map in -data-dir,
+// lists the choices when there are several, and says when there is none.
+func TestMappingExportFindsTheMap(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runCmd(t, "mapping", "export", "-data-dir", dir)
+	if want := "worker: error: no ID map in " + dir + ": it holds no worker-<id>.db file\n"; code != 1 || stderr != want {
+		t.Errorf("none: exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+	st, err := store.Open(filepath.Join(dir, "worker-alpha.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutMappings([]store.Mapping{{SourceID: salesforce.ID18("001SRC000000001"), TargetID: salesforce.ID18("001TGT000000001"), WrittenAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	code, out, stderr := runCmd(t, "mapping", "export", "-data-dir", dir)
+	if code != 0 || !strings.Contains(out, salesforce.ID18("001TGT000000001")) {
+		t.Errorf("one: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	st, err = store.Open(filepath.Join(dir, "worker-beta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	code, _, stderr = runCmd(t, "mapping", "export", "-data-dir", dir)
+	want := "worker: " + dir + " holds 2 ID maps (worker IDs alpha, beta): choose one with -worker-id\n"
+	if code != 2 || !strings.HasPrefix(stderr, want) {
+		t.Errorf("several: exit %d, stderr %q; want 2 and %q", code, stderr, want)
+	}
+}
+
+// One-shot commands name the NATS URL they could not reach.
+func TestOneShotNamesNATSURL(t *testing.T) {
+	for _, args := range [][]string{
+		{"dlq", "list", "-nats-url", "nats://127.0.0.1:1"},
+		{"dlq", "replay", "-nats-url", "nats://127.0.0.1:1"},
+		{"mapping", "get", "-nats-url", "nats://127.0.0.1:1", salesforce.ID18("001SRC000000001")},
+	} {
+		code, _, stderr := runCmd(t, args...)
+		if want := "worker: error: connect to NATS at nats://127.0.0.1:1: "; code != 1 || !strings.HasPrefix(stderr, want) {
+			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", args, code, stderr, want)
+		}
 	}
 }
 
@@ -238,7 +339,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// One-shot options and filters read no environment (DESIGN.md); the other
+// One-shot options and filters read no environment (docs/contract.md); the other
 // flags do.
 func TestOneShotFlagsIgnoreEnvironment(t *testing.T) {
 	env := map[string]string{

@@ -25,7 +25,7 @@ const listFirst = 20
 func cmdReconcile(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	code, err := reconcileCmd(ctx, args, getenv, stdout, stderr)
 	if err != nil {
-		return cli.Exit(err, stderr, "worker")
+		return cli.Exit(err, stderr, "worker", "worker reconcile")
 	}
 	return code
 }

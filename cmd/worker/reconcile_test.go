@@ -12,7 +12,6 @@ import (
 
 	"orgsync/capture"
 	"orgsync/internal/app"
-	"orgsync/internal/cli"
 	"orgsync/queue"
 	"orgsync/queue/queuetest"
 	"orgsync/reconcile"
@@ -44,7 +43,7 @@ func newOrg(t *testing.T, orgID string) (*fakeorg.Org, string, *salesforce.Clien
 	}
 	srv := httptest.NewServer(org)
 	t.Cleanup(srv.Close)
-	c, err := cli.NewClient(t.Context(), salesforce.AuthConfig{URL: srv.URL, ClientID: "demo", ClientSecret: "demo-secret"}, "61.0")
+	_, c, err := app.NewOrgClient(t.Context(), salesforce.AuthConfig{URL: srv.URL, ClientID: "demo", ClientSecret: "demo-secret"}, "61.0", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

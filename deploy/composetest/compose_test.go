@@ -24,7 +24,7 @@ var profileServices = map[string][]string{
 var metricsServices = []string{"producer", "worker"}
 
 // noEnvFlags are one-shot options and filters, which read no environment
-// (DESIGN.md, command-line contract): compose must not set them.
+// (docs/contract.md): compose must not set them.
 var noEnvFlags = []string{"once", "dry-run", "json", "code", "source-id", "format", "file", "timeout", "where", "repair"}
 
 func serviceNames(p *types.Project) []string {

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"orgsync/salesforce"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,30 +65,4 @@ func adminMux(reg *prometheus.Registry, ready func() error) *http.ServeMux {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	return mux
-}
-
-// newOrgClient builds the token source and REST client of one org, every
-// call marked client=orgsync and observed by observe.
-func newOrgClient(ctx context.Context, auth salesforce.AuthConfig, version string, observe func(salesforce.CallInfo), log *slog.Logger) (*salesforce.Auth, *salesforce.Client, error) {
-	a, err := salesforce.NewAuth(ctx, auth)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := salesforce.NewClient(salesforce.Config{
-		Auth: a, APIVersion: version, CallOptions: "client=orgsync", Observe: observe, Logger: log,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return a, c, nil
-}
-
-// redact removes a password or token from a URL before it is logged or
-// put in an error.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
 }

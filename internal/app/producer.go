@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,11 +39,11 @@ type PollerConfig struct {
 	// Poll holds the polling settings; its Client, Queue, Store, Metrics
 	// and Logger are filled in by RunPoller.
 	Poll    capture.PollerConfig
-	DataDir string
+	DataDir string // default DefaultDataDir
 	// Once catches up and returns (-once, a backfill) instead of polling
 	// every interval.
 	Once        bool
-	MetricsAddr string // admin endpoints; off when empty (never with Once)
+	MetricsAddr string // admin endpoints; none when empty (never with Once)
 	Logger      *slog.Logger
 
 	// Ready, when set, is called once the poller is built (tests and the demo).
@@ -49,18 +52,67 @@ type PollerConfig struct {
 	Registry *prometheus.Registry
 }
 
+// Validate reports the first setting that cannot work, naming its flag;
+// zero values mean the defaults. It opens and contacts nothing.
+func (c PollerConfig) Validate() error {
+	p := c.Poll
+	switch {
+	case p.Interval < 0:
+		return invalid("-interval %v: must be positive", p.Interval)
+	case p.PageLimit < 0 || p.PageLimit > 2000:
+		return invalid("-page-limit %d: must be in 1..2000", p.PageLimit)
+	case !(p.APIBudget >= 0 && p.APIBudget <= 1): // also NaN
+		return invalid("-api-budget %v: must be in (0, 1]", p.APIBudget)
+	case math.IsNaN(p.RateLimit):
+		return invalid("-rate-limit NaN: must be 0 (no cap) or a positive number of calls per second")
+	case c.Queue.Replicas < 0 || c.Queue.Replicas > 5:
+		return invalid("-stream-replicas %d: must be in 1..5", c.Queue.Replicas)
+	}
+	return nil
+}
+
 // RunPoller runs `producer poll` until ctx is cancelled or, with Once,
-// until it has caught up. It returns what the poller captured.
+// until it has caught up. It returns what the poller captured. The admin
+// listener (MetricsAddr) starts first: /readyz says what the poller waits
+// for (NATS, the streams, a token for the source org), then its own
+// readiness.
 func RunPoller(ctx context.Context, cfg PollerConfig) (capture.Stats, error) {
+	if err := cfg.Validate(); err != nil {
+		return capture.Stats{}, fmt.Errorf("producer: %w", err)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "poller")
 	if cfg.DataDir == "" {
-		return capture.Stats{}, errors.New("producer: -data-dir is required")
+		cfg.DataDir = DefaultDataDir
 	}
-	st, err := store.Open(ProducerStorePath(cfg.DataDir), nil)
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	where := redact(cfg.NATS.url())
+	rd := newReadiness("NATS at " + where)
+	var stats capture.Stats
+	addr := cfg.MetricsAddr
+	if cfg.Once {
+		addr = "" // a backfill serves no endpoints
+	}
+	err := withAdmin(ctx, "producer", addr, reg, rd, log, func(ctx context.Context) error {
+		var err error
+		stats, err = runPoller(ctx, cfg, reg, rd, log)
+		return err
+	})
+	return stats, err
+}
+
+func runPoller(ctx context.Context, cfg PollerConfig, reg *prometheus.Registry, rd *readiness, log *slog.Logger) (capture.Stats, error) {
+	path := ProducerStorePath(cfg.DataDir)
+	st, err := store.Open(path, nil)
+	if errors.Is(err, store.ErrLocked) {
+		return capture.Stats{}, fmt.Errorf("producer: %s is locked by another process: is another producer poll running on -data-dir %s? Give each poller its own -data-dir", path, cfg.DataDir)
+	}
 	if err != nil {
 		return capture.Stats{}, fmt.Errorf("producer: %w", err)
 	}
@@ -68,20 +120,26 @@ func RunPoller(ctx context.Context, cfg PollerConfig) (capture.Stats, error) {
 
 	natsCfg := cfg.NATS
 	natsCfg.FailFast = cfg.Once // a one-shot run reports an unreachable NATS, it does not wait
-	nc, q, closeNC, err := openProducerQueue(ctx, natsCfg, cfg.Queue, "orgsync-producer-poll", log)
+	nc, q, closeNC, err := openProducerQueue(ctx, natsCfg, cfg.Queue, "orgsync-producer-poll", rd, log)
 	if err != nil {
+		if ctx.Err() != nil && !cfg.Once {
+			return capture.Stats{}, nil
+		}
 		return capture.Stats{}, err
 	}
 	defer closeNC()
 
-	reg := cfg.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
 	metrics := capture.NewMetrics(reg)
-	_, client, err := newOrgClient(ctx, cfg.Source, cfg.APIVersion, metrics.ObserveCall, log)
+	auth, client, err := NewOrgClient(ctx, cfg.Source, cfg.APIVersion, metrics.ObserveCall, log)
 	if err != nil {
 		return capture.Stats{}, fmt.Errorf("producer: source: %w", err)
+	}
+	rd.wait("a token for the source org")
+	if err := waitForToken(ctx, auth, "source", rd, log, cfg.Once); err != nil {
+		if ctx.Err() != nil && !cfg.Once {
+			return capture.Stats{}, nil
+		}
+		return capture.Stats{}, fmt.Errorf("producer: %w", err)
 	}
 	pc := cfg.Poll
 	pc.Client, pc.Queue, pc.Store, pc.Metrics, pc.Logger = client, q, st, metrics, log
@@ -93,22 +151,16 @@ func RunPoller(ctx context.Context, cfg PollerConfig) (capture.Stats, error) {
 		cfg.Ready(p)
 	}
 	if cfg.Once {
-		s, err := p.Once(ctx)
-		return s, err
+		return p.Once(ctx)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.Run(gctx) })
-	if cfg.MetricsAddr != "" {
-		g.Go(func() error {
-			return ServeAdmin(gctx, cfg.MetricsAddr, reg, func() error {
-				if !nc.IsConnected() {
-					return errors.New("not connected to NATS")
-				}
-				return p.Ready()
-			}, log)
-		})
-	}
-	err = g.Wait()
+	where := redact(cfg.NATS.url())
+	rd.running(func() error {
+		if err := natsCheck(nc, where); err != nil {
+			return err
+		}
+		return p.Ready()
+	})
+	err = p.Run(ctx)
 	return p.Totals(), err
 }
 
@@ -124,11 +176,11 @@ type ServeConfig struct {
 	Listen string
 	// TLSCert and TLSKey are PEM files; with both, the endpoint serves HTTPS.
 	TLSCert, TLSKey string
-	MetricsAddr     string // a separate admin listener; off when empty
+	MetricsAddr     string // a separate admin listener; none when empty
 	Logger          *slog.Logger
 
 	// Ready, when set, is called with the bound address once the endpoint
-	// listens (tests and the demo).
+	// accepts events (tests and the demo).
 	Ready func(addr net.Addr)
 	// Registry, when set, receives the metrics (default: a new registry).
 	Registry *prometheus.Registry
@@ -138,7 +190,9 @@ type ServeConfig struct {
 const DefaultListen = "127.0.0.1:8090"
 
 // RunServe runs `producer serve` until ctx is cancelled; requests in flight
-// are finished (up to 10s) before it returns.
+// are finished (up to 10s) before it returns. Both listeners start first:
+// until NATS and the streams are there, /readyz says what it waits for and
+// POST /v1/accounts answers 503, which the caller retries.
 func RunServe(ctx context.Context, cfg ServeConfig) error {
 	log := cfg.Logger
 	if log == nil {
@@ -146,38 +200,36 @@ func RunServe(ctx context.Context, cfg ServeConfig) error {
 	}
 	log = log.With("component", "ingest")
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-		return errors.New("producer: -tls-cert and -tls-key go together")
+		return fmt.Errorf("producer: %w", invalid("-tls-cert and -tls-key go together"))
+	}
+	if cfg.Queue.Replicas < 0 || cfg.Queue.Replicas > 5 {
+		return fmt.Errorf("producer: %w", invalid("-stream-replicas %d: must be in 1..5", cfg.Queue.Replicas))
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
-	nc, q, closeNC, err := openProducerQueue(ctx, cfg.NATS, cfg.Queue, "orgsync-producer-serve", log)
-	if err != nil {
-		return err
-	}
-	defer closeNC()
 	reg := cfg.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	ic := cfg.Ingest
-	ic.Queue, ic.Metrics, ic.Logger = q, capture.NewMetrics(reg), log
-	h, err := capture.NewIngest(ic)
-	if err != nil {
-		return fmt.Errorf("producer: %w", err)
-	}
-	ready := func() error {
-		if !nc.IsConnected() {
-			return errors.New("not connected to NATS")
-		}
-		return nil
-	}
-	mux := adminMux(reg, ready)
-	mux.Handle("/v1/accounts", h)
+	where := redact(cfg.NATS.url())
+	rd := newReadiness("NATS at " + where)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("producer: listen %s: %w", cfg.Listen, err)
+		return fmt.Errorf("producer: -listen: %w", err)
 	}
+	var ingest atomic.Pointer[http.Handler]
+	mux := adminMux(reg, rd.ready)
+	mux.HandleFunc("/v1/accounts", func(w http.ResponseWriter, r *http.Request) {
+		if h := ingest.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "5")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "not ready: " + rd.ready().Error()})
+	})
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -187,37 +239,62 @@ func RunServe(ctx context.Context, cfg ServeConfig) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var err error
-		if cfg.TLSCert != "" {
-			err = srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
-		} else {
-			err = srv.Serve(ln)
-		}
-		if errors.Is(err, http.ErrServerClosed) {
+	return withAdmin(ctx, "producer", cfg.MetricsAddr, reg, rd, log, func(ctx context.Context) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			var err error
+			if cfg.TLSCert != "" {
+				err = srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+			} else {
+				err = srv.Serve(ln)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("producer: serve: %w", err)
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				return fmt.Errorf("producer: shutdown: %w", err)
+			}
 			return nil
-		}
-		return fmt.Errorf("producer: serve: %w", err)
+		})
+		log.Info("ingest endpoint listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "",
+			"source_org", cfg.Ingest.SourceOrg)
+		g.Go(func() error {
+			nc, q, closeNC, err := openProducerQueue(gctx, cfg.NATS, cfg.Queue, "orgsync-producer-serve", rd, log)
+			if err != nil {
+				if gctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			ic := cfg.Ingest
+			ic.Queue, ic.Metrics, ic.Logger = q, capture.NewMetrics(reg), log
+			h, err := capture.NewIngest(ic)
+			if err != nil {
+				closeNC()
+				return fmt.Errorf("producer: %w", err)
+			}
+			var hh http.Handler = h
+			ingest.Store(&hh)
+			rd.running(func() error { return natsCheck(nc, where) })
+			if cfg.Ready != nil {
+				cfg.Ready(ln.Addr())
+			}
+			<-gctx.Done()
+			// Requests in flight finish before the connection closes.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			closeNC()
+			return nil
+		})
+		return g.Wait()
 	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			return fmt.Errorf("producer: shutdown: %w", err)
-		}
-		return nil
-	})
-	if cfg.MetricsAddr != "" {
-		g.Go(func() error { return ServeAdmin(gctx, cfg.MetricsAddr, reg, ready, log) })
-	}
-	log.Info("ingest endpoint listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "",
-		"source_org", ic.SourceOrg)
-	if cfg.Ready != nil {
-		cfg.Ready(ln.Addr())
-	}
-	return g.Wait()
 }
 
 // PublishConfig is everything `producer publish` needs.
@@ -239,7 +316,7 @@ func RunPublish(ctx context.Context, cfg PublishConfig) (capture.Stats, error) {
 	}
 	natsCfg := cfg.NATS
 	natsCfg.FailFast = true // a one-shot run reports an unreachable NATS, it does not wait
-	_, q, closeNC, err := openProducerQueue(ctx, natsCfg, cfg.Queue, "orgsync-producer-publish", log)
+	_, q, closeNC, err := openProducerQueue(ctx, natsCfg, cfg.Queue, "orgsync-producer-publish", nil, log)
 	if err != nil {
 		return capture.Stats{}, err
 	}
@@ -250,10 +327,14 @@ func RunPublish(ctx context.Context, cfg PublishConfig) (capture.Stats, error) {
 }
 
 // openProducerQueue connects to NATS and makes sure the streams exist.
-func openProducerQueue(ctx context.Context, nc NATSConfig, qc queue.Config, name string, log *slog.Logger) (*nats.Conn, *queue.Queue, func(), error) {
-	conn, closeNC, err := nc.connect(name, log)
+// rd, when set, is told what the set-up waits for.
+func openProducerQueue(ctx context.Context, nc NATSConfig, qc queue.Config, name string, rd *readiness, log *slog.Logger) (*nats.Conn, *queue.Queue, func(), error) {
+	conn, closeNC, err := ConnectNATS(ctx, nc, name, log)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("producer: %w", err)
+	}
+	if rd != nil {
+		rd.wait(fmt.Sprintf("the %s and %s streams on NATS at %s", queue.Stream, queue.DLQStream, redact(nc.url())))
 	}
 	js, err := jetstream.New(conn)
 	if err != nil {

@@ -198,7 +198,7 @@ func runReconcileOnce(ctx context.Context, cfg ReconcileConfig, metrics *reconci
 // reconcileOrgs builds both orgs' clients inside the budget and rate limit.
 func reconcileOrgs(ctx context.Context, cfg ReconcileConfig, metrics *reconcile.Metrics, log *slog.Logger) (src, tgt *reconcile.Org, err error) {
 	build := func(name string, auth salesforce.AuthConfig) (*reconcile.Org, error) {
-		_, client, err := newOrgClient(ctx, auth, cfg.APIVersion, nil, log)
+		_, client, err := NewOrgClient(ctx, auth, cfg.APIVersion, nil, log)
 		if err != nil {
 			return nil, fmt.Errorf("reconcile: %s: %w", name, err)
 		}
@@ -238,7 +238,7 @@ func openIDMap(cfg ReconcileConfig) (*store.Store, error) {
 func openRepairQueue(ctx context.Context, cfg ReconcileConfig, runID string, log *slog.Logger) (*reconcile.QueuePublisher, func(), error) {
 	nc := cfg.NATS
 	nc.FailFast = true
-	conn, closeNC, err := nc.connect("orgsync-reconcile", log)
+	conn, closeNC, err := ConnectNATS(ctx, nc, "orgsync-reconcile", log)
 	if err != nil {
 		return nil, nil, err
 	}

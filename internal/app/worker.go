@@ -9,15 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"orgsync/event"
 	"orgsync/queue"
 	"orgsync/replicate"
 	"orgsync/salesforce"
@@ -33,8 +36,8 @@ type WorkerConfig struct {
 	// Engine holds the sync settings; its Queue, Consumer, Target, Auth,
 	// Store, Metrics and Logger are filled in by RunWorker.
 	Engine      replicate.Config
-	DataDir     string
-	MetricsAddr string // admin endpoints; off when empty
+	DataDir     string // default DefaultDataDir
+	MetricsAddr string // admin endpoints; none when empty
 	Logger      *slog.Logger
 
 	// Ready, when set, is called once the worker runs (tests and the demo).
@@ -56,8 +59,77 @@ func DefaultWorkerID() string {
 	return "worker"
 }
 
-// RunWorker runs one worker process until ctx is cancelled.
+// DefaultDataDir is -data-dir's default.
+const DefaultDataDir = "data"
+
+// ErrInvalidConfig is wrapped by the errors of Validate: the configuration
+// cannot work, and nothing was started.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+}
+
+// Validate reports the first setting that cannot work, naming its flag;
+// the target's credentials are checked when the worker starts. Zero values
+// mean the defaults; Validate opens, creates and contacts
+// nothing, so a command can check its flags before it starts anything.
+func (c WorkerConfig) Validate() error {
+	e := c.Engine
+	if _, err := replicate.ParseMode(string(e.Mode)); e.Mode != "" && err != nil {
+		return invalid("-mode %q: want upsert, create or apexrest", e.Mode)
+	}
+	switch {
+	case e.ExternalIDField != "" && !event.ValidFieldName(e.ExternalIDField):
+		return invalid("-external-id-field %q is not a field name", e.ExternalIDField)
+	case e.Batch < 0 || e.Batch > salesforce.MaxCollection:
+		return invalid("-batch %d: must be in 1..%d", e.Batch, salesforce.MaxCollection)
+	case e.Linger < 0:
+		return invalid("-linger %v: must not be negative", e.Linger)
+	case e.Concurrency < 0:
+		return invalid("-concurrency %d: must be at least 1", e.Concurrency)
+	case e.MaxDeliver < 0:
+		return invalid("-max-deliver %d: must be at least 1", e.MaxDeliver)
+	case !(e.APIBudget >= 0 && e.APIBudget <= 1): // also NaN
+		return invalid("-api-budget %v: must be in (0, 1]", e.APIBudget)
+	case e.BulkBatch < 0:
+		return invalid("-bulk-batch %d: must be at least 1", e.BulkBatch)
+	case !(e.RateLimit >= 0) || math.IsInf(e.RateLimit, 0): // also NaN
+		return invalid("-rate-limit %v: must be 0 (no cap) or a positive number of calls per second", e.RateLimit)
+	case e.MaxCalls < 0:
+		return invalid("-max-calls %d: must be at least 1", e.MaxCalls)
+	case c.Queue.AckWait < 0:
+		return invalid("-ack-wait %v: must be positive", c.Queue.AckWait)
+	case c.Queue.MaxAckPending < 0:
+		return invalid("-max-ack-pending %d: must be at least 1", c.Queue.MaxAckPending)
+	case c.Queue.Replicas < 0 || c.Queue.Replicas > 5:
+		return invalid("-stream-replicas %d: must be in 1..5", c.Queue.Replicas)
+	case e.WorkerID != "" && !validWorkerID(e.WorkerID):
+		return invalid("-worker-id %q: use letters, digits, '-', '_' and '.' only", e.WorkerID)
+	}
+	return nil
+}
+
+// validWorkerID: the ID is part of a file name and of NATS messages.
+func validWorkerID(id string) bool {
+	for _, r := range id {
+		ok := r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !ok {
+			return false
+		}
+	}
+	return id != "." && id != ".."
+}
+
+// RunWorker runs one worker process until ctx is cancelled. The admin
+// listener (MetricsAddr) starts first, so /healthz answers at once and
+// /readyz says what the worker waits for: NATS, the streams and consumer, a
+// token for the target org, then the engine's own readiness (a pause and
+// its cause).
 func RunWorker(ctx context.Context, cfg WorkerConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -66,19 +138,65 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		cfg.Engine.WorkerID = DefaultWorkerID()
 	}
 	if cfg.DataDir == "" {
-		return errors.New("worker: -data-dir is required")
+		cfg.DataDir = DefaultDataDir
 	}
 	log = log.With("worker", cfg.Engine.WorkerID)
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	where := redact(cfg.NATS.url())
+	rd := newReadiness("NATS at " + where)
+	return withAdmin(ctx, "worker", cfg.MetricsAddr, reg, rd, log, func(ctx context.Context) error {
+		return runWorker(ctx, cfg, reg, rd, where, log)
+	})
+}
 
-	st, err := store.Open(StorePath(cfg.DataDir, cfg.Engine.WorkerID), nil)
+// withAdmin starts the admin listener on addr (none when empty) before
+// anything else, then runs run; both stop when run returns or ctx ends.
+func withAdmin(ctx context.Context, prog, addr string, reg *prometheus.Registry, rd *readiness, log *slog.Logger, run func(context.Context) error) error {
+	if addr == "" {
+		return run(ctx)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: -metrics-addr: %w", prog, err)
+	}
+	actx, stopAdmin := context.WithCancel(ctx)
+	rctx, stopRun := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		err := serveAdmin(actx, ln, reg, rd.ready, log)
+		stopRun() // the admin listener failed or stopped: so does the rest
+		done <- err
+	}()
+	err = run(rctx)
+	stopAdmin()
+	aerr := <-done
+	stopRun()
+	if err == nil && ctx.Err() == nil {
+		err = aerr
+	}
+	return err
+}
+
+func runWorker(ctx context.Context, cfg WorkerConfig, reg *prometheus.Registry, rd *readiness, where string, log *slog.Logger) error {
+	path := StorePath(cfg.DataDir, cfg.Engine.WorkerID)
+	st, err := store.Open(path, nil)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("worker: %s is locked by another process: is a worker with -worker-id %s already running on -data-dir %s? Give each worker its own -worker-id", path, cfg.Engine.WorkerID, cfg.DataDir)
+	}
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	defer st.Close()
 
-	nc, closeNC, err := cfg.NATS.connect("orgsync-worker-"+cfg.Engine.WorkerID, log)
+	nc, closeNC, err := ConnectNATS(ctx, cfg.NATS, "orgsync-worker-"+cfg.Engine.WorkerID, log)
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("worker: %w", err)
 	}
 	defer closeNC()
 	js, err := jetstream.New(nc)
@@ -88,6 +206,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 	cfg.Queue.Logger = log
 	var q *queue.Queue
 	var cons *queue.Consumer
+	rd.wait(fmt.Sprintf("the %s and %s streams and the %q consumer on NATS at %s", queue.Stream, queue.DLQStream, queue.ConsumerName, where))
 	err = retrySetup(ctx, log, "queue", func(ctx context.Context) error {
 		var err error
 		if q, err = queue.New(ctx, js, cfg.Queue); err != nil {
@@ -97,88 +216,72 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		return err
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("worker: %w", err)
 	}
 	cfg.Engine.AckWait = cons.AckWait() // the consumer's, which may predate our flags
 
-	reg := cfg.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
 	metrics := replicate.NewMetrics(reg)
-
-	auth, client, err := newOrgClient(ctx, cfg.Target, cfg.APIVersion, metrics.ObserveCall, log)
+	auth, client, err := NewOrgClient(ctx, cfg.Target, cfg.APIVersion, metrics.ObserveCall, log)
 	if err != nil {
 		return fmt.Errorf("worker: target: %w", err)
 	}
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	if _, err := auth.Token(tctx); err != nil {
-		// Not fatal: the engine pauses the pool and probes until it works.
-		log.Error("cannot get a token for the target org", "flow", auth.Flow(), "err", err)
-	}
-	cancel()
-
-	ecfg := cfg.Engine
-	ecfg.Queue, ecfg.Consumer, ecfg.Target, ecfg.Auth, ecfg.Store = q, cons, client, auth, st
-	ecfg.Metrics, ecfg.Logger = metrics, log
-	w, err := replicate.New(ecfg)
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return w.Run(gctx) })
-	g.Go(func() error { return replicate.ServeMappings(gctx, nc, st, ecfg.WorkerID, log) })
-	if cfg.MetricsAddr != "" {
-		g.Go(func() error {
-			return ServeAdmin(gctx, cfg.MetricsAddr, reg, func() error {
-				if !nc.IsConnected() {
-					return errors.New("not connected to NATS")
-				}
-				return w.Ready()
-			}, log)
+	// The ID map answers `worker mapping` even while the token is missing.
+	g.Go(func() error { return queue.ServeMappings(gctx, nc, replicate.MapSource(st), cfg.Engine.WorkerID, log) })
+	g.Go(func() error {
+		// A worker without a token fetches nothing: it would only pause the
+		// pool for a cause that may be its own.
+		rd.wait("a token for the target org")
+		if err := waitForToken(gctx, auth, "target", rd, log, false); err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		ecfg := cfg.Engine
+		ecfg.Queue, ecfg.Consumer, ecfg.Target, ecfg.Auth, ecfg.Store = q, cons, client, auth, st
+		ecfg.Metrics, ecfg.Logger = metrics, log
+		w, err := replicate.New(ecfg)
+		if err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		rd.running(func() error {
+			if err := natsCheck(nc, where); err != nil {
+				return err
+			}
+			return w.Ready()
 		})
-	}
-	if cfg.Ready != nil {
-		cfg.Ready(w)
-	}
+		if cfg.Ready != nil {
+			cfg.Ready(w)
+		}
+		return w.Run(gctx)
+	})
 	return g.Wait()
 }
 
-// NATSConfig says how to reach NATS.
-type NATSConfig struct {
-	URL     string
-	Options []nats.Option
-	// Conn, when set, is used as it is (the demo's in-process connection)
-	// and not closed.
-	Conn *nats.Conn
-	// FailFast: a server that cannot be reached is an error at once (for
-	// one-shot commands), instead of being waited for.
-	FailFast bool
-}
-
-func (c NATSConfig) connect(name string, log *slog.Logger) (*nats.Conn, func(), error) {
-	if c.Conn != nil {
-		return c.Conn, func() {}, nil
-	}
-	opts := append([]nats.Option{
-		nats.Name(name),
-		nats.MaxReconnects(-1),
-		// A server that is not up yet (it starts after us, or restarts) is
-		// waited for, as after a disconnect; retrySetup waits for the queue.
-		nats.RetryOnFailedConnect(!c.FailFast),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("disconnected from NATS", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted()) }),
-	}, c.Options...)
-	nc, err := nats.Connect(c.URL, opts...)
+// FindWorkerID returns the worker ID of the only ID map in dataDir
+// (worker-<id>.db). With none it says so; with several it lists them and
+// asks for -worker-id (an error wrapping ErrInvalidConfig).
+func FindWorkerID(dataDir string) (string, error) {
+	matches, err := filepath.Glob(filepath.Join(dataDir, "worker-*.db"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redact(c.URL), err)
+		return "", err
 	}
-	return nc, func() { _ = nc.FlushTimeout(2 * time.Second); nc.Close() }, nil
+	var ids []string
+	for _, m := range matches {
+		ids = append(ids, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m), "worker-"), ".db"))
+	}
+	switch len(ids) {
+	case 0:
+		return "", fmt.Errorf("no ID map in %s: it holds no worker-<id>.db file", dataDir)
+	case 1:
+		return ids[0], nil
+	}
+	return "", invalid("%s holds %d ID maps (worker IDs %s): choose one with -worker-id", dataDir, len(ids), strings.Join(ids, ", "))
 }
 
 // retrySetup runs setup until it succeeds or ctx ends, with backoff up to

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
+	"time"
 )
 
 // EnvPrefix starts the name of every orgsync environment variable.
@@ -49,16 +51,99 @@ func EnvDefaults(fs *flag.FlagSet, getenv func(string) string, skip ...string) e
 
 // Parse parses args into fs, then applies the environment with EnvDefaults.
 // Arguments left after the flags stay in fs.Args(). Its errors are
-// *UsageError (exit status 2), except flag.ErrHelp, returned as is.
+// *UsageError (exit status 2) with a one-line message and no flag list,
+// except flag.ErrHelp, returned as is after the flags were printed.
 func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, skip ...string) error {
-	if err := fs.Parse(args); err != nil {
+	out := fs.Output()
+	usage := fs.Usage
+	// The flag package prints the error and the whole flag list on a bad
+	// value; we print one line and point at -h instead.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(out, "usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
 			return err
 		}
-		return Usagef("%v", err)
+		return Usagef("%s", flagError(fs, err))
 	}
 	if err := EnvDefaults(fs, getenv, skip...); err != nil {
 		return Usagef("%v", err)
+	}
+	return nil
+}
+
+// flagError rewrites the flag package's "invalid value "250" for flag
+// -linger: parse error" into "-linger "250": want a duration such as 250ms
+// or 2s".
+func flagError(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if v, rest, ok := strings.Cut(msg, "invalid boolean value "); ok && v == "" {
+		if value, name, ok := strings.Cut(rest, " for -"); ok {
+			name, _, _ = strings.Cut(name, ":")
+			return fmt.Sprintf("-%s %s: want true or false", name, value)
+		}
+	}
+	const marker = " for flag -"
+	i := strings.Index(msg, marker)
+	if !strings.HasPrefix(msg, "invalid value ") || i < 0 {
+		return msg
+	}
+	rest := msg[i+len(marker):]
+	name, _, _ := strings.Cut(rest, ":")
+	value := msg[len("invalid value "):i]
+	f := fs.Lookup(name)
+	if f == nil {
+		return msg
+	}
+	want := ""
+	if g, ok := f.Value.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case time.Duration:
+			want = "want a duration such as 250ms, 2s or 1m"
+		case int, int64, uint, uint64:
+			want = "want a whole number"
+		case float64:
+			want = "want a number"
+		case bool:
+			want = "want true or false"
+		}
+	}
+	if want == "" {
+		return msg
+	}
+	return fmt.Sprintf("-%s %s: %s", name, value, want)
+}
+
+// NotZero returns a usage error for the first of the named flags whose
+// value is zero ("0", "0s"): for settings where zero has no meaning on the
+// command line, while in the config structs zero stands for the default.
+func NotZero(fs *flag.FlagSet, names ...string) error {
+	for _, n := range names {
+		f := fs.Lookup(n)
+		if f == nil {
+			continue
+		}
+		if g, ok := f.Value.(flag.Getter); ok {
+			switch v := g.Get().(type) {
+			case int:
+				if v == 0 {
+					return Usagef("-%s 0: must be at least 1", n)
+				}
+			case float64:
+				if v == 0 {
+					return Usagef("-%s 0: must be above 0", n)
+				}
+			case time.Duration:
+				if v == 0 {
+					return Usagef("-%s 0s: must be above 0", n)
+				}
+			}
+		}
 	}
 	return nil
 }

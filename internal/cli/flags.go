@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -21,6 +19,10 @@ import (
 // exits 2.
 type UsageError struct{ msg string }
 
+// HelpHint is the line printed after a usage error, pointing at -h instead
+// of dumping every flag.
+func HelpHint(cmd string) string { return fmt.Sprintf("Run \"%s -h\" for the flags.", cmd) }
+
 func (e *UsageError) Error() string { return e.msg }
 
 // Usagef returns a *UsageError.
@@ -28,9 +30,10 @@ func Usagef(format string, args ...any) error {
 	return &UsageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// Exit prints err, if any, and returns the exit status: 0, 2 for usage
-// errors (including -h) or 1.
-func Exit(err error, stderr io.Writer, prog string) int {
+// Exit prints err, if any, and returns the exit status: 0 (also for -h), 2
+// for usage errors or 1. prog names the binary in the message; cmd is the
+// command line whose -h the usage hint points at ("worker run").
+func Exit(err error, stderr io.Writer, prog, cmd string) int {
 	if err == nil {
 		return 0
 	}
@@ -39,7 +42,7 @@ func Exit(err error, stderr io.Writer, prog string) int {
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		fmt.Fprintf(stderr, "%s: %v\n%s\n", prog, err, HelpHint(cmd))
 		return 2
 	}
 	fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
@@ -56,13 +59,32 @@ func NewFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // FieldName reports whether s is a Salesforce API field name.
 func FieldName(s string) bool { return event.ValidFieldName(s) }
 
-// Logger returns a JSON slog logger at the named level.
+// Logger returns a JSON slog logger at the named level. Durations are
+// written as Go durations ("1s", "250ms"), not as nanosecond integers.
 func Logger(w io.Writer, level string) (*slog.Logger, error) {
+	l, err := ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: durationsAsText})), nil
+}
+
+// ParseLevel parses -log-level.
+func ParseLevel(level string) (slog.Level, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, Usagef("-log-level %q: want debug, info, warn or error", level)
+		return 0, Usagef("-log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return l, nil
+}
+
+// durationsAsText is a slog ReplaceAttr that writes time.Duration values as
+// their String form.
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 // OrgFlags are the connection flags of one org, prefixed "source-" or "target-".
@@ -140,15 +162,6 @@ func (o *OrgFlags) AuthConfig() (salesforce.AuthConfig, error) {
 	return c, nil
 }
 
-// NewClient builds a Salesforce client for an operator command.
-func NewClient(ctx context.Context, auth salesforce.AuthConfig, version string) (*salesforce.Client, error) {
-	a, err := salesforce.NewAuth(ctx, auth)
-	if err != nil {
-		return nil, err
-	}
-	return salesforce.NewClient(salesforce.Config{Auth: a, APIVersion: version, CallOptions: "client=orgsync"})
-}
-
 // NATSFlags are -nats-url and the NATS security options.
 type NATSFlags struct {
 	URL     string
@@ -158,8 +171,17 @@ type NATSFlags struct {
 	TLSCert string
 	TLSKey  string
 	// StreamReplicas is the replica count of the streams this process
-	// creates when they are missing (3 on a JetStream cluster).
+	// creates when they are missing (3 on a JetStream cluster); only
+	// commands that create streams (AddStreamFlags) offer it.
 	StreamReplicas int
+}
+
+// AddStreamFlags adds the NATS flags and -stream-replicas, for the
+// long-running commands that create missing streams.
+func AddStreamFlags(fs *flag.FlagSet) *NATSFlags {
+	n := AddNATSFlags(fs)
+	fs.IntVar(&n.StreamReplicas, "stream-replicas", 1, "replicas of the streams this process creates when missing (3 on a JetStream cluster)")
+	return n
 }
 
 // AddNATSFlags adds -nats-url, -nats-creds, -nats-nkey and the -nats-tls-* flags.
@@ -171,7 +193,6 @@ func AddNATSFlags(fs *flag.FlagSet) *NATSFlags {
 	fs.StringVar(&n.TLSCA, "nats-tls-ca", "", "CA certificate file to verify the NATS server")
 	fs.StringVar(&n.TLSCert, "nats-tls-cert", "", "client certificate file for NATS mutual TLS")
 	fs.StringVar(&n.TLSKey, "nats-tls-key", "", "client key file for NATS mutual TLS")
-	fs.IntVar(&n.StreamReplicas, "stream-replicas", 1, "replicas of the streams this process creates when missing (3 on a JetStream cluster)")
 	return n
 }
 
@@ -198,13 +219,4 @@ func (n *NATSFlags) Options() ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(n.TLSCert, n.TLSKey))
 	}
 	return opts, nil
-}
-
-// ConnectNATS connects for a short operator command.
-func ConnectNATS(url, name string, opts []nats.Option) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name), nats.Timeout(5 * time.Second)}, opts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
-	}
-	return nc, nil
 }

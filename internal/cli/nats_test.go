@@ -18,10 +18,22 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"orgsync/internal/app"
 	"orgsync/internal/cli"
 )
+
+// connect is the one-shot connection every operator command makes.
+func connect(t *testing.T, url string, opts []nats.Option) (*nats.Conn, error) {
+	nc, closeNC, err := app.ConnectNATS(t.Context(), app.NATSConfig{URL: url, Options: opts, FailFast: true}, "test", nil)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(closeNC)
+	return nc, nil
+}
 
 // pki is a throwaway CA with a server and a client certificate.
 type pki struct {
@@ -118,7 +130,7 @@ func TestNATSFlagsTLSAndNkey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			nc, err := cli.ConnectNATS(tt.flags.URL, "test", opts)
+			nc, err := connect(t, tt.flags.URL, opts)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("connect: %v", err)
@@ -206,13 +218,13 @@ func TestNATSFlagsCreds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := cli.ConnectNATS(url, "test", opts)
+	nc, err := connect(t, url, opts)
 	if err != nil {
 		t.Fatalf("connect with -nats-creds: %v", err)
 	}
 	nc.Close()
 
-	if nc, err := cli.ConnectNATS(url, "test", nil); err == nil {
+	if nc, err := connect(t, url, nil); err == nil {
 		nc.Close()
 		t.Fatal("connected without credentials to a server that requires them")
 	} else if strings.Contains(err.Error(), string(seed)) {

@@ -33,6 +33,15 @@ type Account struct {
 	Source_Id__c string `salesforce:"Source_Id__c,omitempty"`
 }
 
+// PlainAccount is the struct a new user writes without omitempty:
+// go-salesforce then sends "Id":"" for a record that has no ID yet, on every
+// collections upsert (Salesforce treats a blank Id as none).
+type PlainAccount struct {
+	Id           string `salesforce:"Id"`
+	Name         string `salesforce:"Name"`
+	Source_Id__c string `salesforce:"Source_Id__c"`
+}
+
 const extField = "Source_Id__c"
 
 var (
@@ -290,6 +299,29 @@ func main() {
 			return "", err
 		}
 		return "", check(rs.Results[1].Id == upID && isAccountID(rs.Results[0].Id), "ids %+v", rs.Results)
+	})
+
+	step("UpsertCollection of a struct without omitempty (sends \"Id\":\"\")", func() (string, error) {
+		newKey := tag + "-u3"
+		rs, err := sf.UpsertCollection("Account", extField, []PlainAccount{
+			// Names that the later Name LIKE 'tag%' queries do not count.
+			{Name: "plain " + tag, Source_Id__c: newKey},
+			{Name: tag + " up-one-3", Source_Id__c: tag + "-u1"},
+		}, 200)
+		if err != nil {
+			return "", err
+		}
+		if err := check(!rs.HasSalesforceErrors && len(rs.Results) == 2, "results %+v", rs); err != nil {
+			return "", err
+		}
+		if err := check(isAccountID(rs.Results[0].Id) && rs.Results[1].Id == upID, "ids %+v", rs.Results); err != nil {
+			return "", err
+		}
+		var got []Account
+		if err := sf.Query("SELECT Id, Name FROM Account WHERE Source_Id__c = '"+newKey+"'", &got); err != nil {
+			return "", err
+		}
+		return "", check(len(got) == 1 && got[0].Id == rs.Results[0].Id && got[0].Name == "plain "+tag, "created record %+v", got)
 	})
 
 	step("DeleteOne", func() (string, error) {

@@ -198,8 +198,8 @@ func recordErr(e *Error) *Error {
 	if e.Code == "NOT_FOUND" {
 		return fieldsError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", nil)
 	}
-	if e.Code == "MALFORMED_ID" {
-		return fieldsError("MALFORMED_ID", e.Message, e.Fields)
+	if e.Code == "MALFORMED_ID" { // an Id in a record body: "Account ID: …"
+		return fieldsError("MALFORMED_ID", strings.Replace(e.Message, "Record ID:", "Account ID:", 1), e.Fields)
 	}
 	return e
 }
@@ -314,11 +314,18 @@ func splitList(s string) []string {
 }
 
 // handleCollectionUpsert answers PATCH /composite/sobjects/Account/{field}.
+// With Id as the field, records without an Id (absent, null or "") are
+// created and the others updated by Id, as the recorded Salesforce answer
+// shows.
 func (o *Org) handleCollectionUpsert(w http.ResponseWriter, r *http.Request, c *call) {
-	f, err := o.externalField(c.segs[3])
-	if err != nil {
-		writeErrors(w, http.StatusNotFound, err)
-		return
+	byID := strings.EqualFold(c.segs[3], "Id")
+	var f *field
+	if !byID {
+		var err *Error
+		if f, err = o.externalField(c.segs[3]); err != nil {
+			writeErrors(w, http.StatusNotFound, err)
+			return
+		}
 	}
 	allOrNone, recs, err := o.readCollection(r)
 	if err != nil {
@@ -330,7 +337,11 @@ func (o *Org) handleCollectionUpsert(w http.ResponseWriter, r *http.Request, c *
 	tx := &txn{}
 	o.mu.Lock()
 	for i, in := range recs {
-		results[i] = o.upsertOne(f, in, dups[i], tx)
+		if byID {
+			results[i] = o.upsertByID(in, dups[i], tx)
+		} else {
+			results[i] = o.upsertOne(f, in, dups[i], tx)
+		}
 	}
 	finish(allOrNone, tx, results)
 	o.mu.Unlock()
@@ -373,4 +384,34 @@ func (o *Org) upsertOne(f *field, in *recordInput, dup *Error, tx *txn) saveResu
 	}
 	return fail(fieldsError("DUPLICATE_EXTERNAL_ID", fmt.Sprintf(
 		"%s: more than one record found for external id field: [%s]", f.Name, strings.Join(ids, ", ")), nil))
+}
+
+// upsertByID writes one record of a collections upsert keyed on Id: a
+// record without an Id is created, one with an Id updates that record. The
+// caller holds o.mu.
+func (o *Org) upsertByID(in *recordInput, dup *Error, tx *txn) saveResult {
+	fail := func(e *Error) saveResult {
+		res := failResult(e)
+		res.Created = ptr(false)
+		return res
+	}
+	if dup != nil {
+		return fail(dup)
+	}
+	if !in.hasID {
+		merged, err := o.prepare(in, nil, "", writeOpts{faults: true})
+		if err != nil {
+			return fail(err)
+		}
+		res := okResult(o.commitCreate(merged, time.Time{}, tx))
+		res.Created = ptr(true)
+		return res
+	}
+	if err := o.updateLocked(in.id, in, writeOpts{faults: true}, tx); err != nil {
+		return fail(recordErr(err))
+	}
+	id, _ := salesforce.NormalizeID(in.id)
+	res := okResult(id)
+	res.Created = ptr(false)
+	return res
 }

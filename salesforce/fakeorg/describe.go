@@ -42,6 +42,9 @@ type field struct {
 	ExternalID  bool
 	Custom      bool
 	NameField   bool
+	// ExtraTypeInfo refines the type in describe ("imageurl"…); textarea
+	// fields get "plaintextarea".
+	ExtraTypeInfo string
 }
 
 // isText reports whether values of f are strings with a length limit.
@@ -97,7 +100,7 @@ var standardAccountFields = []field{
 	{Name: "Id", Label: "Account ID", Type: typeID, Length: 18},
 	{Name: "IsDeleted", Label: "Deleted", Type: typeBoolean},
 	{Name: "MasterRecordId", Label: "Master Record ID", Type: typeReference, Length: 18, Nillable: true, ReferenceTo: "Account", Relation: "MasterRecord"},
-	{Name: "Name", Label: "Account Name", Type: typeString, Length: 255, Createable: true, Updateable: true, NameField: true},
+	{Name: "Name", Label: "Account Name", Type: typeString, Length: 255, Createable: true, Updateable: true, NameField: true, ExtraTypeInfo: "switchablepersonname"},
 	{Name: "Type", Label: "Account Type", Type: typePicklist, Length: 255, Createable: true, Updateable: true, Nillable: true},
 	{Name: "ParentId", Label: "Parent Account ID", Type: typeReference, Length: 18, Createable: true, Updateable: true, Nillable: true, ReferenceTo: "Account", Relation: "Parent"},
 	{Name: "BillingStreet", Label: "Billing Street", Type: typeTextArea, Length: 255, Createable: true, Updateable: true, Nillable: true},
@@ -122,7 +125,7 @@ var standardAccountFields = []field{
 	{Name: "Fax", Label: "Account Fax", Type: typePhone, Length: 40, Createable: true, Updateable: true, Nillable: true},
 	{Name: "AccountNumber", Label: "Account Number", Type: typeString, Length: 40, Createable: true, Updateable: true, Nillable: true},
 	{Name: "Website", Label: "Website", Type: typeURL, Length: 255, Createable: true, Updateable: true, Nillable: true},
-	{Name: "PhotoUrl", Label: "Photo URL", Type: typeURL, Length: 255, Nillable: true},
+	{Name: "PhotoUrl", Label: "Photo URL", Type: typeURL, Length: 255, Nillable: true, ExtraTypeInfo: "imageurl"},
 	{Name: "Sic", Label: "SIC Code", Type: typeString, Length: 20, Createable: true, Updateable: true, Nillable: true},
 	{Name: "Industry", Label: "Industry", Type: typePicklist, Length: 255, Createable: true, Updateable: true, Nillable: true},
 	{Name: "AnnualRevenue", Label: "Annual Revenue", Type: typeCurrency, Precision: 18, Createable: true, Updateable: true, Nillable: true},
@@ -142,7 +145,7 @@ var standardAccountFields = []field{
 	{Name: "LastViewedDate", Label: "Last Viewed Date", Type: typeDateTime, Nillable: true},
 	{Name: "LastReferencedDate", Label: "Last Referenced Date", Type: typeDateTime, Nillable: true},
 	{Name: "Jigsaw", Label: "Data.com Key", Type: typeString, Length: 20, Createable: true, Updateable: true, Nillable: true},
-	{Name: "JigsawCompanyId", Label: "Jigsaw Company ID", Type: typeString, Length: 20, Nillable: true},
+	{Name: "JigsawCompanyId", Label: "Jigsaw Company ID", Type: typeString, Length: 20, Nillable: true, Relation: "JigsawCompany"},
 	{Name: "AccountSource", Label: "Account Source", Type: typePicklist, Length: 255, Createable: true, Updateable: true, Nillable: true},
 	{Name: "SicDesc", Label: "SIC Description", Type: typeString, Length: 80, Createable: true, Updateable: true, Nillable: true},
 }
@@ -195,64 +198,106 @@ func customLabel(name string) string {
 	return strings.ReplaceAll(strings.TrimSuffix(name, "__c"), "_", " ")
 }
 
-// handleDescribe answers GET /sobjects/Account/describe.
+// handleDescribe answers GET /sobjects/Account/describe with the keys and
+// field attributes of a recorded v59.0 describe (testdata/recorded).
 func (o *Org) handleDescribe(w http.ResponseWriter, r *http.Request, c *call) {
 	fields := make([]map[string]any, 0, len(o.schema.fields))
 	for i := range o.schema.fields {
 		fields = append(fields, o.schema.describeField(&o.schema.fields[i]))
 	}
 	base := "/services/data/v" + c.version + "/sobjects/Account"
-	writeJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"name": "Account", "label": "Account", "labelPlural": "Accounts", "keyPrefix": salesforce.PrefixAccount,
 		"custom": false, "createable": true, "updateable": true, "deletable": true, "undeletable": true,
 		"queryable": true, "retrieveable": true, "searchable": true, "replicateable": true, "triggerable": true,
 		"layoutable": true, "mergeable": true, "feedEnabled": true, "activateable": false, "customSetting": false,
 		"deprecatedAndHidden": false, "mruEnabled": true, "compactLayoutable": true, "searchLayoutable": true,
+		"deepCloneable": false, "hasSubtypes": false, "isInterface": false, "isSubtype": false,
+		"defaultImplementation": nil, "extendedBy": nil,
+		"extendsInterfaces": nil, "implementedBy": nil, "implementsInterfaces": nil, "listviewable": nil,
+		"lookupLayoutable": nil, "networkScopeFieldName": nil,
+		"actionOverrides":    []any{},
+		"namedLayoutInfos":   []any{},
 		"fields":             fields,
 		"childRelationships": []any{},
 		"recordTypeInfos":    []any{},
 		"supportedScopes":    []map[string]string{{"label": "All accounts", "name": "everything"}, {"label": "My accounts", "name": "mine"}},
 		"urls": map[string]string{
 			"sobject": base, "describe": base + "/describe", "rowTemplate": base + "/{ID}",
-			"uiDetailTemplate": "", "uiEditTemplate": "", "uiNewRecord": "",
+			"compactLayouts": base + "/describe/compactLayouts", "approvalLayouts": base + "/describe/approvalLayouts",
+			"layouts": base + "/describe/layouts", "listviews": base + "/listviews", "quickActions": base + "/quickActions",
+			"uiDetailTemplate": c.base + "/{ID}", "uiEditTemplate": c.base + "/{ID}/e", "uiNewRecord": c.base + "/001/e",
 		},
-	})
+	}
+	// Keys the v59.0 recording has and the v48.0 one lacks, and the other
+	// way round; the fake switches at v49.0.
+	if c.major >= 49 {
+		out["associateEntityType"], out["associateParentEntity"], out["sobjectDescribeOption"] = nil, nil, "FULL"
+	} else {
+		out["urls"].(map[string]string)["defaultValues"] = base + "/defaultValues?recordTypeId&fields"
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
-// describeField renders one entry of describe's "fields" array.
+// describeField renders one entry of describe's "fields" array; the rules
+// reproduce the attributes of the recorded standard fields.
 func (s *schema) describeField(f *field) map[string]any {
-	length := 0
-	if f.isText() || f.Type == typeID || f.Type == typeReference {
-		length = f.Length
+	length, byteLength := 0, 0
+	switch {
+	case f.isText():
+		length, byteLength = f.Length, f.Length*3
+	case f.Type == typeID || f.Type == typeReference:
+		length, byteLength = f.Length, f.Length
 	}
 	unique := f.ExternalID && s.extIDUnique
 	refTo := []string{}
 	if f.ReferenceTo != "" {
 		refTo = []string{f.ReferenceTo}
 	}
-	var rel any
+	var rel, extra, def any
 	if f.Relation != "" {
 		rel = f.Relation
 	}
-	filterable := f.Type != typeTextArea || f.Length <= 255
+	switch {
+	case f.ExtraTypeInfo != "":
+		extra = f.ExtraTypeInfo
+	case f.Type == typeTextArea:
+		extra = "plaintextarea"
+	}
+	if f.Type == typeBoolean {
+		def = false
+	}
+	longText := f.Type == typeTextArea && f.Length > 255
+	filterable := !longText
 	return map[string]any{
-		"name": f.Name, "label": f.Label, "type": f.Type, "soapType": f.soapType(),
-		"length": length, "byteLength": length * 3, "precision": f.Precision, "scale": f.Scale, "digits": f.Digits,
+		"name": f.Name, "label": f.Label, "type": f.Type, "soapType": f.soapType(), "extraTypeInfo": extra,
+		"length": length, "byteLength": byteLength, "precision": f.Precision, "scale": f.Scale, "digits": f.Digits,
 		"createable": f.Createable, "updateable": f.Updateable, "nillable": f.Nillable,
 		"defaultedOnCreate": !f.Nillable && !f.NameField, "custom": f.Custom, "calculated": false, "autoNumber": false,
-		"externalId": f.ExternalID, "unique": unique, "caseSensitive": false, "idLookup": f.Type == typeID || f.NameField || f.ExternalID,
+		"externalId": f.ExternalID, "unique": unique, "caseSensitive": false, "idLookup": f.Type == typeID || f.ExternalID,
 		"nameField": f.NameField, "filterable": filterable, "sortable": filterable && f.Type != typeAddress,
-		"groupable":   filterable && f.Type != typeDouble && f.Type != typeCurrency && f.Type != typeDateTime && f.Type != typeAddress,
-		"referenceTo": refTo, "relationshipName": rel, "picklistValues": []any{}, "restrictedPicklist": false,
-		"htmlFormatted": false, "dependentPicklist": false, "deprecatedAndHidden": false, "permissionable": f.Nillable,
+		"groupable":    filterable && f.Type != typeDouble && f.Type != typeCurrency && f.Type != typeDateTime && f.Type != typeAddress,
+		"aggregatable": filterable && f.Type != typeBoolean && f.Type != typeAddress,
+		"referenceTo":  refTo, "relationshipName": rel, "relationshipOrder": nil, "referenceTargetField": nil,
+		"picklistValues": []any{}, "restrictedPicklist": strings.HasSuffix(f.Name, "GeocodeAccuracy"),
+		"htmlFormatted": false, "dependentPicklist": false, "controllerName": nil, "deprecatedAndHidden": false,
+		"permissionable":    f.Nillable && (f.Createable || f.Type == typeAddress),
 		"compoundFieldName": compoundOf(f.Name), "polymorphicForeignKey": false, "cascadeDelete": false,
 		"restrictedDelete": false, "writeRequiresMasterRead": false, "namePointing": false, "encrypted": false,
-		"inlineHelpText": nil, "defaultValue": nil, "defaultValueFormula": nil, "calculatedFormula": nil,
+		"inlineHelpText": nil, "defaultValue": def, "defaultValueFormula": nil, "calculatedFormula": nil,
+		"aiPredictionField": false, "displayLocationInDecimal": false, "filteredLookupInfo": nil,
+		"formulaTreatNullNumberAsZero": false, "highScaleNumber": false, "mask": nil, "maskType": nil,
+		"queryByDistance":     f.Type == typeAddress,
+		"searchPrefilterable": f.Type == typeReference && f.Createable && f.ReferenceTo == "Account",
 	}
 }
 
-// compoundOf returns the compound address field a component belongs to, or nil.
+// compoundOf returns the compound field a component belongs to, or nil.
+// Name is its own compound, as in the recorded describes.
 func compoundOf(name string) any {
+	if name == "Name" {
+		return "Name"
+	}
 	for compound, prefix := range addressParts {
 		if name != compound && strings.HasPrefix(name, prefix) {
 			return compound

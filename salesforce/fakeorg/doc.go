@@ -6,7 +6,10 @@
 //
 // An Org is safe for concurrent use. Every JSON answer carries
 // Content-Type application/json;charset=UTF-8, and every REST and Apex REST
-// answer (not the versions list) carries Sforce-Limit-Info: api-usage=N/M.
+// answer carries Sforce-Limit-Info: api-usage=N/M, except the versions
+// list, a 401 INVALID_SESSION_ID and a 404 for an unknown API version, as
+// in the answers recorded from real orgs (testdata/recorded, which the
+// conformance tests replay).
 //
 // # Endpoints
 //
@@ -38,7 +41,7 @@
 //	GET|PATCH|DELETE /sobjects/Account/{field}/{value}   by external ID (PATCH = upsert)
 //	POST|PATCH|DELETE /composite/sobjects         collections create | update | delete
 //	GET|POST /composite/sobjects/Account         collections retrieve
-//	PATCH /composite/sobjects/Account/{field}    collections upsert
+//	PATCH /composite/sobjects/Account/{field}    collections upsert ({field} may be Id)
 //	GET /query, GET /queryAll
 //	GET /query/{locator}, GET /queryAll/{locator}
 //	GET|POST /jobs/ingest                        Bulk API 2.0: list | create a job
@@ -77,7 +80,11 @@
 // 30 days ago"), for both resources; more than 600,000 IDs is 400
 // EXCEEDED_ID_LIMIT.
 //
-// Writes validate like Salesforce: Name is required and at most 255
+// An Id key holding "" or null is no Id on every write path (a record to
+// create); a text, ID or reference value "" is stored as null, as null is;
+// "Parent": null references nothing.
+// A collections upsert keyed on Id creates the records without an Id and
+// updates the others. Writes validate like Salesforce: Name is required and at most 255
 // characters, other text fields follow describe's lengths, unknown fields
 // are INVALID_FIELD, system fields INVALID_FIELD_FOR_INSERT_UPDATE,
 // ParentId must name a live Account, "Parent": {"<ext field>": v} resolves
@@ -121,8 +128,14 @@
 //     that matches several stored records fails with DUPLICATE_EXTERNAL_ID).
 //   - A record without attributes.type fails the whole call with 400
 //     INVALID_TYPE; a missing "records" key with REQUIRED_FIELD_MISSING.
-//   - A malformed ID in a URL path is 400 MALFORMED_ID; upsert with
-//     ?updateOnly=true and no match is 404 NOT_FOUND.
+//   - A malformed ID in a URL path is 400 MALFORMED_ID "Record ID: id
+//     value of incorrect type: X" (recorded for PATCH); in a record body
+//     the message starts "Account ID:". Upsert with ?updateOnly=true and
+//     no match is 404 NOT_FOUND.
+//   - A collections upsert keyed on Id with an Id that names no record
+//     fails that record with INVALID_CROSS_REFERENCE_KEY, as an update does.
+//   - An empty string for a number, boolean or date field is a
+//     JSON_PARSER_ERROR, like any other value that does not convert.
 //   - Collections update of an unknown ID, and delete of one, fail with
 //     INVALID_CROSS_REFERENCE_KEY; a record of a collections update without
 //     Id with MISSING_ARGUMENT.

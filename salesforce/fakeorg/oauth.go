@@ -211,12 +211,14 @@ func (o *Org) validToken(tok string) bool {
 }
 
 // authenticate checks the bearer token of a REST call; on failure it
-// writes 401 INVALID_SESSION_ID and returns false.
+// writes 401 INVALID_SESSION_ID with WWW-Authenticate: Token and returns
+// false.
 func (o *Org) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	if o.validToken(bearer(r)) {
 		return true
 	}
-	o.limitHeader(w)
+	// No Sforce-Limit-Info: a refused session is not an API call of the
+	// org (testdata/recorded/invalid_session.json).
 	w.Header().Set("WWW-Authenticate", "Token")
 	writeErrors(w, http.StatusUnauthorized, newError("INVALID_SESSION_ID", "Session expired or invalid"))
 	return false

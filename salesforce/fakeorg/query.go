@@ -3,9 +3,11 @@ package fakeorg
 import (
 	"errors"
 	"net/http"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"orgsync/salesforce/fakeorg/internal/soql"
 )
@@ -28,13 +30,71 @@ type queryPage struct {
 	Records        []any  `json:"records"`
 }
 
-// soqlError converts a parser error to the REST error answer.
+// soqlError converts a parser error to the REST error answer, worded as
+// the recorded answers (testdata/recorded/query_*.json) are: a query that
+// does not start with SELECT gets a bare "unexpected token: X"; an unknown
+// column is shown in the query like a syntax error.
 func soqlError(q string, err error) *Error {
 	var se *soql.Error
-	if errors.As(err, &se) {
-		return newError(se.Code, se.Detail(q))
+	if !errors.As(err, &se) {
+		return newError("MALFORMED_QUERY", err.Error())
 	}
-	return newError("MALFORMED_QUERY", err.Error())
+	if se.Code == soql.CodeMalformedQuery && se.Row == 1 {
+		lead := len(q) - len(strings.TrimLeft(q, " \t\r\n"))
+		first, _, _ := strings.Cut(strings.TrimLeft(q, " \t\r\n"), " ")
+		if se.Column == lead+1 && first != "" && !strings.EqualFold(first, "SELECT") {
+			return newError(se.Code, "unexpected token: "+first)
+		}
+	}
+	if se.Row == 0 && se.Code == soql.CodeInvalidField && strings.HasPrefix(se.Message, "No such column '") {
+		name, _, _ := strings.Cut(strings.TrimPrefix(se.Message, "No such column '"), "'")
+		if pos := wordIndex(q, name, 0); pos >= 0 {
+			return newError(se.Code, positioned(q, pos, se.Code, se.Message))
+		}
+	}
+	return newError(se.Code, se.Detail(q))
+}
+
+// errQueryType is INVALID_TYPE for a FROM object the org does not have,
+// shown in the query.
+func errQueryType(q, object string) *Error {
+	e := errUnsupportedType(object)
+	from := fromKeyword.FindStringIndex(q)
+	if from == nil {
+		return e
+	}
+	if pos := wordIndex(q, object, from[1]); pos >= 0 {
+		e.Message = positioned(q, pos, e.Code, e.Message)
+	}
+	return e
+}
+
+var fromKeyword = regexp.MustCompile(`(?i)\bfrom\b`)
+
+// wordIndex returns the byte offset of the first whole-word, case-insensitive
+// occurrence of word in q at or after from, or -1.
+func wordIndex(q, word string, from int) int {
+	re, err := regexp.Compile(`(?i)\b` + regexp.QuoteMeta(word) + `\b`)
+	if err != nil || from > len(q) {
+		return -1
+	}
+	loc := re.FindStringIndex(q[from:])
+	if loc == nil {
+		return -1
+	}
+	return from + loc[0]
+}
+
+// positioned renders msg with the excerpt, caret and "ERROR at
+// Row:R:Column:C" of the token at byte offset pos.
+func positioned(q string, pos int, code, msg string) string {
+	before := q[:pos]
+	row := 1 + strings.Count(before, "\n")
+	if i := strings.LastIndexByte(before, '\n'); i >= 0 {
+		before = before[i+1:]
+	}
+	e := &soql.Error{Code: code, Message: msg, Row: row, Column: 1 + utf8.RuneCountInString(before)}
+	return e.Detail(q)
 }
 
 // handleQuery answers GET /query?q= and /queryAll?q= (deleted rows
@@ -52,7 +112,7 @@ func (o *Org) handleQuery(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	if !strings.EqualFold(parsed.Object, "Account") {
-		writeErrors(w, http.StatusBadRequest, errUnsupportedType(parsed.Object))
+		writeErrors(w, http.StatusBadRequest, errQueryType(q, parsed.Object))
 		return
 	}
 	parsed.Object = "Account"

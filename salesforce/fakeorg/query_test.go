@@ -149,7 +149,7 @@ func TestQuery_Forms(t *testing.T) {
 		{"malformed", "SELEC Id FROM Account", "MALFORMED_QUERY", ""},
 		{"unknown field", "SELECT Nope FROM Account", "INVALID_FIELD", ""},
 		{"unknown object", "SELECT Id FROM Widget", "INVALID_TYPE",
-			"sObject type 'Widget' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names."},
+			"\nSELECT Id FROM Widget\n               ^\nERROR at Row:1:Column:16\nsObject type 'Widget' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names."},
 		{"empty", "", "MALFORMED_QUERY", ""},
 	}
 	for _, tt := range tests {

@@ -81,6 +81,9 @@ func (o *Org) parseRecord(raw map[string]any) (*recordInput, *Error) {
 		case k == "attributes": // ignored, as Salesforce does
 			continue
 		case strings.EqualFold(k, "Parent"):
+			if v == nil { // a null relationship references nothing, like an absent one
+				continue
+			}
 			ref, err := o.parseParentRef(v)
 			if err != nil {
 				return nil, err
@@ -92,7 +95,12 @@ func (o *Org) parseRecord(raw map[string]any) (*recordInput, *Error) {
 			if !ok && v != nil {
 				return nil, jsonParserError(deserializeMessage("id", v))
 			}
-			in.id, in.hasID = s, true
+			// A blank Id ("" or null) is no Id: Salesforce creates such a
+			// record on every write path (the recorded collections upsert
+			// sends "Id": null), and clients that map structs send "Id": "".
+			if s != "" {
+				in.id, in.hasID = s, true
+			}
 			continue
 		}
 		f, ok := o.schema.lookup(k)
@@ -351,8 +359,10 @@ func (o *Org) prepare(in *recordInput, existing Record, self string, opts writeO
 		if s, ok := merged[o.schema.extID.Name].(string); ok {
 			for _, id := range o.lookupExternal(s) {
 				if id != self {
+					// Salesforce names the other record by its 15-character
+					// ID (testdata/recorded/duplicate_value.json).
 					return nil, fieldsError("DUPLICATE_VALUE", fmt.Sprintf(
-						"duplicate value found: %s duplicates value on record with id: %s", o.schema.extID.Name, id), nil)
+						"duplicate value found: %s duplicates value on record with id: %s", o.schema.extID.Name, id[:15]), nil)
 				}
 			}
 		}
@@ -479,11 +489,14 @@ func (o *Org) commitUpdate(a *account, merged Record, tx *txn) {
 	}
 }
 
-// findAccount resolves a 15- or 18-character account ID. The caller holds o.mu.
+// findAccount resolves a 15- or 18-character account ID. A malformed one is
+// MALFORMED_ID worded as for an ID in the URL path ("Record ID: …",
+// testdata/recorded/malformed_id.json); recordErr rewords it for an Id in
+// a record. The caller holds o.mu.
 func (o *Org) findAccount(raw string) (*account, *Error) {
 	id, err := salesforce.NormalizeIDWithPrefix(raw, salesforce.PrefixAccount)
 	if err != nil {
-		return nil, newError("MALFORMED_ID", "Account ID: id value of incorrect type: "+raw, "Id")
+		return nil, newError("MALFORMED_ID", "Record ID: id value of incorrect type: "+raw, "Id")
 	}
 	a, ok := o.accounts[id]
 	if !ok {
@@ -550,6 +563,11 @@ func (o *Org) fieldValue(f Record, name string) any {
 			}
 		}
 		return nil
+	}
+	if name == "PhotoUrl" { // computed: the record's image path, as in recorded answers
+		if id, ok := f["Id"].(string); ok {
+			return "/services/images/photo/" + id
+		}
 	}
 	switch v := f[name].(type) {
 	case time.Time:

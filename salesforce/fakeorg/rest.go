@@ -114,7 +114,13 @@ func (o *Org) serveREST(w http.ResponseWriter, r *http.Request) {
 	}
 	version, major, ok := parseVersion(segs[0])
 	if !ok {
-		o.account(w, r.Method+" /{unknown}", true)
+		// An unknown version is counted in the stats but answered, like
+		// Salesforce, without Sforce-Limit-Info
+		// (testdata/recorded/not_found_bad_version.json).
+		o.mu.Lock()
+		o.apiCalls++
+		o.byRoute[r.Method+" /{unknown}"]++
+		o.mu.Unlock()
 		writeErrors(w, http.StatusNotFound, errNotFound())
 		return
 	}
@@ -274,13 +280,6 @@ func (o *Org) account(w http.ResponseWriter, route string, exempt bool) bool {
 	}
 	w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", o.apiUsed, o.live.dailyLimit))
 	return ok
-}
-
-// limitHeader sets Sforce-Limit-Info without counting a call.
-func (o *Org) limitHeader(w http.ResponseWriter) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", o.apiUsed, o.live.dailyLimit))
 }
 
 // handleResources answers GET /services/data/vNN.N/.

@@ -160,7 +160,7 @@ func TestCreate_Validation(t *testing.T) {
 		{"system field", map[string]any{"Name": "A", "CreatedDate": "2020-01-01T00:00:00.000+0000"}, "INVALID_FIELD_FOR_INSERT_UPDATE",
 			"Unable to create/update fields: CreatedDate. Please check the security settings of this field and verify that it is read/write for your profile or permission set.", []string{"CreatedDate"}},
 		{"duplicate external id", map[string]any{"Name": "A", "Source_Id__c": "p-1"}, "DUPLICATE_VALUE",
-			"duplicate value found: Source_Id__c duplicates value on record with id: " + parent, []string{}},
+			"duplicate value found: Source_Id__c duplicates value on record with id: " + parent[:15], []string{}},
 		{"unknown parent", map[string]any{"Name": "A", "ParentId": salesforce.ID18("001000000000zzz")}, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", []string{}},
 		{"malformed parent", map[string]any{"Name": "A", "ParentId": "xyz"}, "MALFORMED_ID", "Parent Account ID: id value of incorrect type: xyz", []string{"ParentId"}},
 		{"parent by unknown external id", map[string]any{"Name": "A", "Parent": map[string]any{"Source_Id__c": "nope"}}, "INVALID_FIELD",
