@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +45,7 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	repair := fs.Bool("repair", false, "publish a repair event for every missing and different record (needs NATS); with -data-dir also correct the ID map")
 	dryRun := fs.Bool("dry-run", false, "with -repair: say what would be published, change nothing")
 	dataDir := fs.String("data-dir", "", "directory of a worker's ID map to check too (the worker must be stopped); off when empty")
-	workerID := fs.String("worker-id", app.DefaultWorkerID(), "whose ID map to check (<data-dir>/worker-<id>.db)")
+	workerID := fs.String("worker-id", "", "whose ID map to check (default: the only worker-<id>.db in -data-dir)")
 	asJSON := fs.Bool("json", false, "write every difference as one JSON object per line on stdout (the summary goes to stderr)")
 	interval := fs.Duration("interval", 0, "run again every interval until interrupted (0: run once)")
 	metricsAddr := fs.String("metrics-addr", "", "address for /metrics (orgsync_reconcile_*), /healthz and /readyz while running (off when empty)")
@@ -65,6 +67,16 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 		return 0, cli.Usagef("-dry-run goes with -repair")
 	case *interval < 0:
 		return 0, cli.Usagef("-interval must not be negative")
+	}
+	if *dataDir != "" && *workerID == "" {
+		id, err := app.FindWorkerID(*dataDir)
+		if err != nil {
+			if errors.Is(err, app.ErrInvalidConfig) {
+				return 0, cli.Usagef("%v", strings.TrimPrefix(err.Error(), app.ErrInvalidConfig.Error()+": "))
+			}
+			return 0, err
+		}
+		*workerID = id
 	}
 	fields, err := event.ParseFields(*fieldList)
 	if err != nil {

@@ -310,7 +310,8 @@ func TestReconcileIDMap(t *testing.T) {
 	}
 	e.stop()
 
-	code, out, stderr := e.reconcile(t, mapFlags...)
+	// Without -worker-id: the only ID map in -data-dir.
+	code, out, stderr := e.reconcile(t, "-data-dir", e.dataDir)
 	if code != 0 || !strings.Contains(out, "id map of worker w1: 0 stale entries") {
 		t.Fatalf("clean map: exit %d\n%s\n%s", code, out, stderr)
 	}
