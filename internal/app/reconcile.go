@@ -75,17 +75,19 @@ func RunReconcile(ctx context.Context, cfg ReconcileConfig) (reconcile.Result, e
 		reg = prometheus.NewRegistry()
 	}
 	metrics := reconcile.NewMetrics(reg)
-	if cfg.MetricsAddr != "" {
-		actx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- ServeAdmin(actx, cfg.MetricsAddr, reg, func() error { return nil }, log) }()
-		defer func() {
-			stop()
-			if err := <-done; err != nil {
-				log.Warn("admin endpoints", "err", err)
-			}
-		}()
-	}
+	rd := newReadiness("")
+	rd.running(func() error { return nil })
+	var res reconcile.Result
+	err := withAdmin(ctx, "worker reconcile", cfg.MetricsAddr, reg, rd, log, func(ctx context.Context) error {
+		var err error
+		res, err = reconcileLoop(ctx, cfg, metrics, log)
+		return err
+	})
+	return res, err
+}
+
+// reconcileLoop runs once, or every Interval until ctx ends.
+func reconcileLoop(ctx context.Context, cfg ReconcileConfig, metrics *reconcile.Metrics, log *slog.Logger) (reconcile.Result, error) {
 	for {
 		res, err := runReconcileOnce(ctx, cfg, metrics, log)
 		if cfg.Finished != nil {

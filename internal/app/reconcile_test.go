@@ -2,6 +2,9 @@ package app
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +106,49 @@ func TestRunReconcileNeedsTheExternalIDField(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "no field Other_Id__c") {
 		t.Errorf("err = %v, want the missing field named", err)
+	}
+}
+
+// -metrics-addr serves the gauges while the command runs; an address in
+// use is an error, as for the other commands.
+func TestRunReconcileMetricsAddr(t *testing.T) {
+	src, srcSrv := fakeOrg(t, fakeorg.Config{OrgID: "00D000000000SRC"})
+	_, tgtSrv := fakeOrg(t, fakeorg.Config{OrgID: "00D000000000TGT"})
+	if _, err := src.InsertAccount(fakeorg.Record{"Name": "Only in the source"}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	fields, _ := event.ParseFields("Name")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	cfg := ReconcileConfig{
+		Source:          salesforce.AuthConfig{URL: srcSrv.URL, ClientID: "demo", ClientSecret: "demo-secret"},
+		Target:          salesforce.AuthConfig{URL: tgtSrv.URL, ClientID: "demo", ClientSecret: "demo-secret"},
+		APIVersion:      "61.0",
+		ExternalIDField: "Source_Id__c", Fields: fields, RateLimit: -1, MetricsAddr: addr,
+	}
+	if _, err := RunReconcile(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "-metrics-addr") {
+		t.Errorf("address in use: err = %v", err)
+	}
+	ln.Close()
+
+	var body string
+	cfg.Finished = func(reconcile.Result, error) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Errorf("GET /metrics: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+	}
+	if _, err := RunReconcile(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(body, `orgsync_reconcile_differences{kind="missing"} 1`) {
+		t.Errorf("/metrics after the run:\n%.2000s", body)
 	}
 }
