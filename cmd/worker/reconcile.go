@@ -14,7 +14,6 @@ import (
 	"orgsync/event"
 	"orgsync/internal/app"
 	"orgsync/internal/cli"
-	"orgsync/queue"
 	"orgsync/reconcile"
 	"orgsync/replicate"
 )
@@ -155,7 +154,6 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 		ExternalIDField: *ext, Fields: fields, Where: *where, APIBudget: *budget, RateLimit: *rateLimit,
 		Repair: *repair, DryRun: *dryRun, DryRunOut: dryOut,
 		NATS:    app.NATSConfig{URL: nf.URL, Options: natsOpts},
-		Queue:   queue.Config{Replicas: nf.StreamReplicas},
 		DataDir: *dataDir, WorkerID: *workerID,
 		Interval: *interval, MetricsAddr: *metricsAddr,
 		Report: report, Progress: prog.Update, Finished: finished, Logger: log,
