@@ -185,7 +185,7 @@ func TestReconcileThroughTheCommandLine(t *testing.T) {
 	if err := e.tgt.Delete(ctx, "Account", tgtOf(deletedInTarget)); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.tgt.Update(ctx, "Account", editedTarget, salesforce.Record{"Phone": "999", "Industry": "Banking"}); err != nil {
+	if err := e.tgt.Update(ctx, "Account", editedTarget, salesforce.Record{"Phone": "999", "Industry": "Banking", "Description": "typed by hand"}); err != nil {
 		t.Fatal(err)
 	}
 	// Values Salesforce treats as equal: a picklist's case, trailing zeros,
@@ -224,8 +224,9 @@ func TestReconcileThroughTheCommandLine(t *testing.T) {
 	}
 	d, ok := diffs["different "+edited]
 	want := map[string]reconcile.Values{
-		"Phone":    {Source: "555-0004", Target: "999"},
-		"Industry": {Source: "Technology", Target: "Banking"},
+		"Phone":       {Source: "555-0004", Target: "999"},
+		"Industry":    {Source: "Technology", Target: "Banking"},
+		"Description": {Source: nil, Target: "typed by hand"},
 	}
 	if !ok || d.TargetID != editedTarget || fmt.Sprint(d.Fields) != fmt.Sprint(want) {
 		t.Errorf("different %s = %+v, want fields %v", edited, d, want)
@@ -274,7 +275,8 @@ func TestReconcileThroughTheCommandLine(t *testing.T) {
 		}
 		ed, _ := e.targetBySource(edited)
 		ch, _ := e.targetBySource(e.childID)
-		return r["Name"] == "Account 003" && ed["Phone"] == "555-0004" && ed["Industry"] == "Technology" && ch["ParentId"] != nil
+		return r["Name"] == "Account 003" && ed["Phone"] == "555-0004" && ed["Industry"] == "Technology" &&
+			ed["Description"] == nil && ch["ParentId"] != nil
 	})
 	code, out, stderr = e.reconcile(t)
 	if code != 1 || lastLine(out) != "missing 0, extra 2, different 0" {
