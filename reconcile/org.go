@@ -284,8 +284,10 @@ type SourceOrg struct {
 
 var _ Source = (*SourceOrg)(nil)
 
+// selectList is Id, CreatedDate (the repair event's created_at, as poll
+// sends it) and the compared fields.
 func (s *SourceOrg) selectList() string {
-	cols := []string{"Id"}
+	cols := []string{"Id", "CreatedDate"}
 	for _, f := range s.Fields {
 		cols = append(cols, f.Name)
 	}
