@@ -50,6 +50,18 @@ func (p *ProgressPrinter) Update(pr Progress) {
 	}
 }
 
+// Clear erases the bar, so that a line written to the same terminal (a
+// difference on stdout) does not land in the middle of it; the next Update
+// draws it again.
+func (p *ProgressPrinter) Clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.Terminal && p.drew {
+		fmt.Fprint(p.W, "\r\x1b[K")
+		p.drew = false
+	}
+}
+
 // Done ends the bar's line.
 func (p *ProgressPrinter) Done() {
 	p.mu.Lock()

@@ -120,6 +120,12 @@ func TestProgressPrinter(t *testing.T) {
 	var term bytes.Buffer
 	p := &ProgressPrinter{W: &term, Terminal: true}
 	p.Update(Progress{Phase: PhaseSource, Done: 50, Total: 200, Result: Result{Missing: 1}})
+	p.Clear()
+	if got := term.String(); !strings.HasSuffix(got, "\r\x1b[K") {
+		t.Errorf("Clear left %q", got)
+	}
+	term.Reset()
+	p.Update(Progress{Phase: PhaseSource, Done: 50, Total: 200, Result: Result{Missing: 1}})
 	p.Done()
 	if got := term.String(); !strings.HasPrefix(got, "\rsource  25% [#######") || !strings.Contains(got, "50/200  missing 1, extra 0, different 0") || !strings.HasSuffix(got, "\n") {
 		t.Errorf("terminal bar %q", got)

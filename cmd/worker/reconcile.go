@@ -111,6 +111,7 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 		more   int
 		enc    = json.NewEncoder(out)
 	)
+	prog := &reconcile.ProgressPrinter{W: stderr, Terminal: isTerminal(stderr), Logger: log, Every: 10 * time.Second}
 	report := func(d reconcile.Difference) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -120,12 +121,12 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 		}
 		if listed < listFirst {
 			listed++
+			prog.Clear()
 			fmt.Fprintln(out, describe(d))
 		} else {
 			more++
 		}
 	}
-	prog := &reconcile.ProgressPrinter{W: stderr, Terminal: isTerminal(stderr), Logger: log, Every: 10 * time.Second}
 	finished := func(res reconcile.Result, err error) {
 		prog.Done()
 		mu.Lock()
