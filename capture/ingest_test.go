@@ -83,7 +83,7 @@ func TestIngest_BadRequests(t *testing.T) {
 			body: `[{"Id":"` + acct(1) + `","Name":"a"},{"Id":"` + acct(2) + `","Name":"b"},{"Name":"c"}]`, wantStatus: 400, wantErr: "record 3: no Id"},
 		{name: "bad Id checksum", auth: bearer, body: `[{"Id":"` + acct(1)[:15] + `XXX","Name":"a"}]`, wantStatus: 400, wantErr: "record 1: Id"},
 		{name: "contact Id", auth: bearer, body: `[{"Id":"003000000000001","Name":"a"}]`, wantStatus: 400, wantErr: "record 1: Id"},
-		{name: "numeric Id", auth: bearer, body: `[{"Id":12,"Name":"a"}]`, wantStatus: 400, wantErr: "record 1: Id is a number"},
+		{name: "numeric Id", auth: bearer, body: `[{"Id":12,"Name":"a"}]`, wantStatus: 400, wantErr: "record 1: field Id is a number"},
 		{name: "record not an object", auth: bearer, body: `[{"Id":"` + acct(1) + `"},[1]]`, wantStatus: 400, wantErr: "record 2"},
 		{name: "bad ParentId", auth: bearer, body: `[{"Id":"` + acct(1) + `","ParentId":"zzz"}]`, wantStatus: 400, wantErr: "record 1"},
 		{name: "201 records", auth: bearer, body: recordsJSON(201), wantStatus: 400, wantErr: "at most 200"},
