@@ -48,7 +48,7 @@ func TestWorkerWaitsForNATS(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 
-	q := queuetest.Start(t, queue.EmbeddedConfig{Listen: true, Port: port}).Queue(t, queue.Config{})
+	q := queuetest.Start(t, queuetest.Config{Listen: true, Port: port}).Queue(t, queue.Config{})
 	ev := event.Event{V: 1, Type: event.TypeAccountCreated, SourceOrg: salesforce.ID18("00D0000000SRC01"),
 		SourceID: salesforce.ID18("001SRC000000001"), Fields: map[string]any{"Name": "Early"}}
 	body, _ := ev.Encode()
