@@ -145,10 +145,6 @@ type Queue struct {
 	js  jetstream.JetStream
 	cfg Config
 	log *slog.Logger
-
-	// afterReplay, when set (tests only), runs after each entry Replay
-	// republished and deleted.
-	afterReplay func(Entry)
 }
 
 // New checks cfg and makes sure both streams exist: a missing stream is
