@@ -82,9 +82,11 @@ func prepare(sourceOrg string, rec map[string]any, fields event.Fields, skipFiel
 	}
 	id, ok := raw.(string)
 	if !ok {
+		//lint:ignore ST1005 Id is the field's name, as the request spells it
 		return o, false, fmt.Errorf("Id is a %s, want a string", jsonKind(raw))
 	}
 	if _, err := salesforce.NormalizeIDWithPrefix(id, salesforce.PrefixAccount); err != nil {
+		//lint:ignore ST1005 Id is the field's name, as the request spells it
 		return o, false, fmt.Errorf("Id %q is not an Account ID", clip(id))
 	}
 	if skipField != "" {
