@@ -113,7 +113,7 @@ func TestAlertRules(t *testing.T) {
 	// The four alerts of issue 5, by the metrics they must watch.
 	required := map[string][]string{
 		"OrgsyncNoSuccessfulWrites":  {"orgsync_records_synced_total", "orgsync_queue_pending"},
-		"OrgsyncDeadLettersGrowing":  {"orgsync_records_dead_lettered_total"},
+		"OrgsyncDeadLettersWaiting":  {"orgsync_dlq_messages"},
 		"OrgsyncTargetAPIBudgetHigh": {"orgsync_target_api_usage_ratio", "0.9"},
 		"OrgsyncWorkerDown":          {`up{job="orgsync-worker"}`},
 		"OrgsyncNoWorkers":           {`up{job="orgsync-worker"}`},
