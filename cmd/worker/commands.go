@@ -172,10 +172,11 @@ func cmdDLQList(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	defer done()
 	p := newEntryPrinter(stdout, *asJSON)
-	if err := q.ScanDLQ(ctx, p.print); err != nil {
-		return err
+	err = q.ScanDLQ(ctx, p.print)
+	if perr := p.done(err == nil); err == nil {
+		err = perr
 	}
-	return p.done()
+	return err
 }
 
 // entryPrinter writes dead letters as they stream in: one JSON object a line,
@@ -204,18 +205,25 @@ func (p *entryPrinter) print(e queue.Entry) error {
 	if p.json != nil {
 		return p.json.Encode(e)
 	}
-	if !p.header {
-		p.header = true
-		fmt.Fprintf(p.w, entryTableFormat, "SEQ", "SOURCE_ID", "CODE", "ATTEMPTS", "FAILED_AT", "MESSAGE")
-	}
+	p.heading()
 	_, err := fmt.Fprintf(p.w, entryTableFormat, strconv.FormatUint(e.Seq, 10), e.SourceID, e.Code,
 		strconv.Itoa(e.Attempts), e.FailedAt.UTC().Format(time.RFC3339), oneLine(e.Message, 120))
 	return err
 }
 
-// done ends the table with its count line and flushes.
-func (p *entryPrinter) done() error {
-	if p.json == nil {
+// heading writes the table's column names once.
+func (p *entryPrinter) heading() {
+	if !p.header {
+		p.header = true
+		fmt.Fprintf(p.w, entryTableFormat, "SEQ", "SOURCE_ID", "CODE", "ATTEMPTS", "FAILED_AT", "MESSAGE")
+	}
+}
+
+// done flushes what was printed; when the listing is complete, a table ends
+// with its count line.
+func (p *entryPrinter) done(complete bool) error {
+	if p.json == nil && complete {
+		p.heading()
 		fmt.Fprintf(p.w, "%d dead letters\n", p.n)
 	}
 	return p.w.Flush()
@@ -251,7 +259,7 @@ func cmdDLQReplay(ctx context.Context, args []string, getenv func(string) string
 		p := newEntryPrinter(stdout, false)
 		opt.Each = p.print
 		res, err := q.Replay(ctx, opt)
-		if perr := p.done(); perr != nil && err == nil {
+		if perr := p.done(err == nil); err == nil {
 			err = perr
 		}
 		fmt.Fprintf(stdout, "dry run: %d dead letters would be replayed\n", res.Matched)

@@ -257,3 +257,19 @@ func TestDLQBoundedMemory(t *testing.T) {
 		}
 	}
 }
+
+// Ensure that an empty DLQ lists as the table's heading and a zero count,
+// and as nothing in JSON.
+func TestDLQListEmpty(t *testing.T) {
+	ns := queuetest.Start(t, queuetest.Config{Listen: true})
+	ns.Queue(t, queue.Config{})
+	code, out, stderr := runCmd(t, "dlq", "list", "-nats-url", ns.ClientURL())
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], "SEQ ") || lines[1] != "0 dead letters" {
+		t.Errorf("dlq list: exit %d, stdout %q, stderr %q; want the heading and 0 dead letters", code, out, stderr)
+	}
+	code, out, stderr = runCmd(t, "dlq", "list", "-json", "-nats-url", ns.ClientURL())
+	if code != 0 || out != "" {
+		t.Errorf("dlq list -json: exit %d, stdout %q, stderr %q; want nothing", code, out, stderr)
+	}
+}
