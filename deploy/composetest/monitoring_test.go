@@ -329,3 +329,57 @@ func TestGrafana(t *testing.T) {
 		}
 	}
 }
+
+// Ensure that every alert rule has a promtool unit test in
+// deploy/prometheus/alerts_test.yml that expects it to fire (.ci/run runs
+// them with promtool test rules).
+func TestAlertRulesHaveUnitTests(t *testing.T) {
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal([]byte(readFile(t, "deploy", "prometheus", "alerts.yml")), &rules); err != nil {
+		t.Fatal(err)
+	}
+	var tests struct {
+		RuleFiles []string `yaml:"rule_files"`
+		Tests     []struct {
+			AlertRuleTest []struct {
+				Alertname string           `yaml:"alertname"`
+				ExpAlerts []map[string]any `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal([]byte(readFile(t, "deploy", "prometheus", "alerts_test.yml")), &tests); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(tests.RuleFiles, "alerts.yml") {
+		t.Errorf("alerts_test.yml reads %v, want alerts.yml", tests.RuleFiles)
+	}
+	fires := map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			}
+		}
+	}
+	n := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			n++
+			if !fires[r.Alert] {
+				t.Errorf("alert %s has no unit test in deploy/prometheus/alerts_test.yml that expects it to fire", r.Alert)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no alert rules found")
+	}
+}
