@@ -16,6 +16,7 @@ import (
 
 	"orgsync/capture"
 	"orgsync/event"
+	"orgsync/internal/natsembed"
 	"orgsync/queue"
 	"orgsync/queue/queuetest"
 	"orgsync/salesforce"
@@ -27,7 +28,7 @@ import (
 // source org behind an httptest server.
 type env struct {
 	t   *testing.T
-	emb *queue.Embedded
+	emb *natsembed.Server
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	q   *queue.Queue
@@ -37,7 +38,7 @@ type env struct {
 
 func newEnv(t *testing.T, orgCfg fakeorg.Config) *env {
 	t.Helper()
-	ns := queuetest.Start(t, queue.EmbeddedConfig{})
+	ns := queuetest.Start(t, queuetest.Config{})
 	q := ns.Queue(t, queue.Config{})
 	if orgCfg.Seed == 0 {
 		orgCfg.Seed = 1
@@ -48,7 +49,7 @@ func newEnv(t *testing.T, orgCfg fakeorg.Config) *env {
 	}
 	srv := httptest.NewServer(org)
 	t.Cleanup(srv.Close)
-	return &env{t: t, emb: ns.Embedded, nc: ns.Conn, js: ns.JS, q: q, org: org, srv: srv}
+	return &env{t: t, emb: ns.Server, nc: ns.Conn, js: ns.JS, q: q, org: org, srv: srv}
 }
 
 // client returns a client-credentials client of the fake source org.

@@ -26,17 +26,22 @@ func TestPoller_SameSecondAndPaging(t *testing.T) {
 		name      string
 		pageSize  int // the fake's query batch (nextRecordsUrl paging)
 		pageLimit int // the keyset query's LIMIT
+		same      int // records created in one second: more than pageLimit
+		long      bool
 	}{
-		{name: "nextRecordsUrl pages inside a 2000 LIMIT", pageSize: 100, pageLimit: 2000},
-		{name: "LIMIT divides the count exactly", pageSize: 250, pageLimit: 1000},
-		{name: "odd LIMIT and page size", pageSize: 97, pageLimit: 333},
+		{name: "nextRecordsUrl pages inside a 2000 LIMIT", pageSize: 100, pageLimit: 2000, same: 5000, long: true},
+		{name: "LIMIT divides the count exactly", pageSize: 250, pageLimit: 1000, same: 5000, long: true},
+		{name: "odd LIMIT and page size", pageSize: 97, pageLimit: 333, same: 1000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.long && testing.Short() {
+				t.Skip("-short: 5,000 records in one second; the odd-LIMIT case covers paging inside a second")
+			}
 			e := newEnv(t, fakeorg.Config{PageSize: tt.pageSize})
 			var ids []string
 			ids = append(ids, e.insert("spread-before", 150, func(i int) time.Time { return t0.Add(-time.Duration(i+1) * 7 * time.Second) }, nil)...)
-			ids = append(ids, e.insert("same", 5000, sameSecond, nil)...)
+			ids = append(ids, e.insert("same", tt.same, sameSecond, nil)...)
 			ids = append(ids, e.insert("spread-after", 150, func(i int) time.Time { return t0.Add(time.Duration(i+1) * 3 * time.Second) }, nil)...)
 			// The newest second holds a few records too.
 			ids = append(ids, e.insert("last", 3, func(int) time.Time { return t0.Add(time.Hour) }, nil)...)

@@ -82,10 +82,10 @@ func prepare(sourceOrg string, rec map[string]any, fields event.Fields, skipFiel
 	}
 	id, ok := raw.(string)
 	if !ok {
-		return o, false, fmt.Errorf("Id is a %s, want a string", jsonKind(raw))
+		return o, false, fmt.Errorf("field Id is a %s, want a string", jsonKind(raw))
 	}
 	if _, err := salesforce.NormalizeIDWithPrefix(id, salesforce.PrefixAccount); err != nil {
-		return o, false, fmt.Errorf("Id %q is not an Account ID", clip(id))
+		return o, false, fmt.Errorf("field Id %q is not an Account ID", clip(id))
 	}
 	if skipField != "" {
 		for k, v := range rec {

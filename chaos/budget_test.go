@@ -11,9 +11,7 @@ import (
 // before exceeding its share and resumes when the limit is raised, losing
 // nothing.
 func TestChaosBudget(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the budget run waits for the workers' 15s budget probe and 1m nak delay; run without -short")
-	}
+	skipShort(t)
 	// Mostly idle (it waits for the probe and the nak delay): it runs
 	// alongside the other chaos tests (go test's -parallel, GOMAXPROCS).
 	t.Parallel()
@@ -72,7 +70,16 @@ func TestChaosBudget(t *testing.T) {
 	}) {
 		t.Fatalf("progress did not stop after the pause: %+v", before)
 	}
-	time.Sleep(3 * time.Second) // a window in which nothing may happen
+	// Nothing may happen while paused, not even when the workers look again:
+	// wait for the next budget probe (GET /limits, which uses no API
+	// budget) and compare after it.
+	probes := before.ByRoute["GET /limits"]
+	if !eventually(ctx, 45*time.Second, 250*time.Millisecond, func() bool {
+		st, err := e.target.stats(ctx)
+		return err == nil && st.ByRoute["GET /limits"] > probes
+	}) {
+		t.Fatalf("no budget probe (GET /limits) within 45s of the pause")
+	}
 	after, err := e.target.stats(ctx)
 	if err != nil {
 		t.Fatal(err)

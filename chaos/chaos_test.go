@@ -32,12 +32,10 @@ const rejectEvery = 33
 // TestChaos: one NATS server restarted mid-run, three workers SIGKILLed
 // repeatedly, a faulty target; everything accounted for.
 func TestChaos(t *testing.T) {
+	skipShort(t)
 	t.Parallel()
 	p := plan{records: 600, createOver: 8 * time.Second, killEvery: 2 * time.Second, minKills: 4, servers: 1, converge: 90 * time.Second}
-	switch {
-	case testing.Short():
-		p.records, p.createOver, p.minKills = 200, 4*time.Second, 2
-	case full():
+	if full() {
 		p.records, p.createOver, p.minKills, p.converge = 5000, 40*time.Second, 15, 4*time.Minute
 	}
 	runChaos(t, p)
@@ -46,9 +44,7 @@ func TestChaos(t *testing.T) {
 // TestChaosCluster: the same against a three-server JetStream cluster
 // (streams with 3 replicas), killing the stream leader once mid-run.
 func TestChaosCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the cluster run starts three NATS servers; run without -short")
-	}
+	skipShort(t)
 	t.Parallel()
 	p := plan{records: 300, createOver: 6 * time.Second, killEvery: 2 * time.Second, minKills: 2, servers: 3, converge: 90 * time.Second}
 	if full() {
@@ -254,11 +250,9 @@ func runChaos(t *testing.T, p plan) {
 // TestChaosProducerCrash: the poller is SIGKILLed repeatedly while records
 // are being created; none is skipped.
 func TestChaosProducerCrash(t *testing.T) {
+	skipShort(t)
 	n, over, minKills := 600, 8*time.Second, 6
-	switch {
-	case testing.Short():
-		n, over, minKills = 200, 4*time.Second, 3
-	case full():
+	if full() {
 		n, over, minKills = 4000, 30*time.Second, 25
 	}
 	t.Parallel()

@@ -4,8 +4,8 @@
 // as processes on loopback, inject faults, SIGKILL workers, producers and
 // NATS servers, and account for every record at the end.
 //
-//	go test ./chaos                              default: quick variant (also what CI's go test -race ./... runs)
-//	go test -short ./chaos                       smaller still; the cluster and budget tests are skipped
+//	go test ./chaos                              default variant (what CI's go test -race ./... runs)
+//	go test -short ./chaos                       skipped: the quick test command leaves the suite to CI
 //	ORGSYNC_CHAOS_FULL=1 go test -run Chaos -count=1 -v ./chaos    full: thousands of records, bigger cluster run
 //	go test -run Chaos -count=1 -v ./chaos -chaos.full              the same
 //

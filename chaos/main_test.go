@@ -64,6 +64,16 @@ func bin(t testing.TB, name string) string {
 	return filepath.Join(binDir, name)
 }
 
+// skipShort skips a chaos test under -short: the suite builds the binaries
+// and runs real processes for about a minute, so the quick test command
+// (go test -short -race ./...) leaves it to CI's full run.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the chaos suite runs in CI's full run (go test -race ./chaos)")
+	}
+}
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := m.Run()

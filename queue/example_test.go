@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"orgsync/internal/natsembed"
 	"orgsync/queue"
 )
 
@@ -21,7 +22,7 @@ func Example() {
 	}
 	defer os.RemoveAll(dir)
 
-	srv, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: dir})
+	srv, err := natsembed.Run(natsembed.Config{Dir: dir})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -11,11 +11,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"orgsync/internal/natsembed"
 )
 
 // testServer is an embedded server with one in-process connection.
 type testServer struct {
-	e  *Embedded
+	e  *natsembed.Server
 	nc *nats.Conn
 	js jetstream.JetStream
 }
@@ -27,9 +29,9 @@ func startServer(t *testing.T, dir string) *testServer {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	e, err := RunEmbedded(EmbeddedConfig{Dir: dir})
+	e, err := natsembed.Run(natsembed.Config{Dir: dir})
 	if err != nil {
-		t.Fatalf("RunEmbedded: %v", err)
+		t.Fatalf("natsembed.Run: %v", err)
 	}
 	t.Cleanup(e.Shutdown)
 	nc, err := e.Connect()

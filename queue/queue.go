@@ -2,8 +2,10 @@
 // queue of account events) and ORGSYNC_DLQ (dead letters), the durable pull
 // consumer "workers" shared by every worker process, publish with
 // deduplication, batch fetch, the acknowledgement helpers, dead-letter
-// publish, replay from the DLQ, pausing the whole pool, and an embedded
-// in-process JetStream server for tests and the demo.
+// publish, streamed listing and replay of the DLQ, and pausing the whole
+// pool. The in-process JetStream server for tests and the demo is
+// internal/natsembed (queue/queuetest wraps it for tests): production
+// binaries do not link the NATS server.
 //
 // The topology follows docs/contract.md ("NATS subjects, streams and
 // headers"): New creates missing streams and Queue.Consumer a missing consumer;
@@ -145,10 +147,6 @@ type Queue struct {
 	js  jetstream.JetStream
 	cfg Config
 	log *slog.Logger
-
-	// afterReplay, when set (tests only), runs after each entry Replay
-	// republished and deleted.
-	afterReplay func(Entry)
 }
 
 // New checks cfg and makes sure both streams exist: a missing stream is

@@ -10,8 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"orgsync/salesforce"
 )
 
 // Entry is one dead letter in ORGSYNC_DLQ. Its JSON form is the line
@@ -48,25 +46,25 @@ type Entry struct {
 // unknownOrg stands for the source org of a body that names none.
 const unknownOrg = "unknown"
 
-// entryFromRaw decodes a stored dead letter.
-func entryFromRaw(raw *jetstream.RawStreamMsg) Entry {
-	h := raw.Header
+// entryFrom decodes a stored dead letter: its DLQ sequence, subject,
+// headers, body and stream time.
+func entryFrom(seq uint64, subject string, h nats.Header, data []byte, stored time.Time) Entry {
 	if h == nil {
 		h = nats.Header{}
 	}
 	e := Entry{
-		Seq:      raw.Sequence,
-		Subject:  raw.Subject,
+		Seq:      seq,
+		Subject:  subject,
 		SourceID: h.Get(HeaderSourceID),
 		Code:     h.Get(HeaderErrorCode),
 		Message:  h.Get(HeaderErrorMessage),
-		Data:     raw.Data,
+		Data:     data,
 		Header:   h,
 	}
 	if e.SourceID == "" {
-		e.SourceID = bodyString(raw.Data, "source_id")
+		e.SourceID = bodyString(data, "source_id")
 	}
-	e.SourceOrg = bodyString(raw.Data, "source_org")
+	e.SourceOrg = bodyString(data, "source_org")
 	if e.SourceOrg == "" {
 		e.SourceOrg = unknownOrg
 	}
@@ -75,9 +73,9 @@ func entryFromRaw(raw *jetstream.RawStreamMsg) Entry {
 	if t, err := time.Parse(time.RFC3339Nano, h.Get(HeaderFailedAt)); err == nil {
 		e.FailedAt = t
 	} else {
-		e.FailedAt = raw.Time.UTC()
+		e.FailedAt = stored.UTC()
 	}
-	if s, ok := replaySubject(raw.Subject); ok {
+	if s, ok := replaySubject(subject); ok {
 		e.OriginalSubject = s
 	} else if s := h.Get(HeaderOriginalSubject); strings.HasPrefix(s, subjectRoot) {
 		e.OriginalSubject = s
@@ -87,19 +85,38 @@ func entryFromRaw(raw *jetstream.RawStreamMsg) Entry {
 	return e
 }
 
-// ListDLQ returns every entry of ORGSYNC_DLQ in sequence order. It returns an
-// error wrapping ErrNoStream if ORGSYNC_DLQ does not exist.
+// ScanDLQ calls fn for each entry of ORGSYNC_DLQ in sequence order, up to
+// the DLQ's last sequence when the scan starts (a snapshot: entries added
+// meanwhile are left for the next scan). It holds one entry at a time, so a
+// DLQ of any size is read in bounded memory; an entry is fn's to keep. It
+// stops at the first error fn returns and returns it. It returns an error
+// wrapping ErrNoStream if ORGSYNC_DLQ does not exist.
+func (q *Queue) ScanDLQ(ctx context.Context, fn func(Entry) error) error {
+	return q.scanDLQ(ctx, func(_ jetstream.Stream, e Entry) error { return fn(e) })
+}
+
+// ListDLQ returns every entry of ORGSYNC_DLQ in sequence order, all in
+// memory: for tests and small queues. Operator commands stream with ScanDLQ.
+// It returns an error wrapping ErrNoStream if ORGSYNC_DLQ does not exist.
 func (q *Queue) ListDLQ(ctx context.Context) ([]Entry, error) {
 	var out []Entry
-	err := q.scanDLQ(ctx, func(_ jetstream.Stream, e Entry) error {
+	err := q.ScanDLQ(ctx, func(e Entry) error {
 		out = append(out, e)
 		return nil
 	})
 	return out, err
 }
 
+// scanBatch is how many dead letters a scan asks for at a time; it bounds
+// the entries a scan holds (at most scanBatch bodies and headers).
+const scanBatch = 256
+
 // scanDLQ calls fn for each entry of ORGSYNC_DLQ up to its last sequence at
 // the start (the snapshot), in sequence order, until fn returns an error.
+//
+// It reads through an ephemeral consumer (no acks, removed at the end, or by
+// the server after 10 minutes of inactivity if the scan dies), scanBatch
+// entries a request, so memory stays bounded whatever the DLQ's size.
 func (q *Queue) scanDLQ(ctx context.Context, fn func(jetstream.Stream, Entry) error) error {
 	s, err := q.js.Stream(ctx, DLQStream)
 	if err != nil {
@@ -110,24 +127,57 @@ func (q *Queue) scanDLQ(ctx context.Context, fn func(jetstream.Stream, Entry) er
 		return nil
 	}
 	last := state.LastSeq
-	for seq := max(state.FirstSeq, 1); seq <= last; {
-		// The first entry at or after seq: skips deleted sequences in one call.
-		raw, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(SubjectDLQ))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil
-		}
-		if err != nil {
-			return streamErr(fmt.Sprintf("read dlq seq %d", seq), DLQStream, err)
-		}
-		if raw.Sequence > last {
-			return nil
-		}
-		if err := fn(s, entryFromRaw(raw)); err != nil {
-			return err
-		}
-		seq = raw.Sequence + 1
+	c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Description:       "orgsync dlq scan",
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       max(state.FirstSeq, 1),
+		AckPolicy:         jetstream.AckNonePolicy,
+		FilterSubject:     SubjectDLQ,
+		InactiveThreshold: 10 * time.Minute,
+		MemoryStorage:     true,
+		Replicas:          1,
+	})
+	if err != nil {
+		return streamErr("read dlq", DLQStream, err)
 	}
-	return nil
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = s.DeleteConsumer(dctx, c.CachedInfo().Name) // else the server removes it when inactive
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("queue: read dlq: %w", err)
+		}
+		batch, err := c.FetchNoWait(scanBatch)
+		if err != nil {
+			return streamErr("read dlq", DLQStream, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("queue: read dlq: %w: %w", ErrNotJetStream, err)
+			}
+			seq := md.Sequence.Stream
+			if seq > last {
+				return nil
+			}
+			if err := fn(s, entryFrom(seq, m.Subject(), m.Headers(), m.Data(), md.Timestamp)); err != nil {
+				return err
+			}
+			if seq == last {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return streamErr("read dlq", DLQStream, err)
+		}
+		if n == 0 {
+			return nil // the rest of the snapshot was deleted meanwhile
+		}
+	}
 }
 
 // ReplayOptions selects the dead letters to replay. Filters AND together; an
@@ -135,31 +185,30 @@ func (q *Queue) scanDLQ(ctx context.Context, fn func(jetstream.Stream, Entry) er
 type ReplayOptions struct {
 	// Code matches Orgsync-Error-Code (case-insensitive).
 	Code string
-	// SourceID matches the source record's ID; 15- and 18-character forms of
-	// a valid ID match each other.
+	// SourceID matches Entry.SourceID exactly (surrounding spaces aside).
+	// Callers that accept other spellings of an ID (the 15-character form)
+	// normalise it, or filter with Match.
 	SourceID string
+	// Match, when set, is one more filter.
+	Match func(Entry) bool
 	// DryRun reports the matching entries and changes nothing.
 	DryRun bool
+	// Each, when set, is called for each matching entry in sequence order:
+	// after its republish was acknowledged and it was deleted from the DLQ,
+	// or, in a dry run, when it matched. An error from Each stops the
+	// replay and is returned.
+	Each func(Entry) error
 }
 
 // matches reports whether e passes the filters of o.
 func (o ReplayOptions) matches(e Entry) bool {
-	if o.Code != "" && !strings.EqualFold(o.Code, e.Code) {
+	if o.Code != "" && !strings.EqualFold(strings.TrimSpace(o.Code), e.Code) {
 		return false
 	}
-	if o.SourceID != "" && canonicalID(o.SourceID) != canonicalID(e.SourceID) {
+	if id := strings.TrimSpace(o.SourceID); id != "" && id != e.SourceID {
 		return false
 	}
-	return true
-}
-
-// canonicalID is the 18-character form of a valid record ID, else id itself.
-func canonicalID(id string) string {
-	id = strings.TrimSpace(id)
-	if n, err := salesforce.NormalizeID(id); err == nil {
-		return n
-	}
-	return id
+	return o.Match == nil || o.Match(e)
 }
 
 // ReplayResult reports what Replay did.
@@ -169,8 +218,6 @@ type ReplayResult struct {
 	// Replayed counts the entries republished and deleted from the DLQ
 	// (0 in a dry run).
 	Replayed int
-	// Entries are the matched entries, in sequence order.
-	Entries []Entry
 }
 
 // Replay republishes dead letters to ORGSYNC, as docs/contract.md specifies:
@@ -187,6 +234,9 @@ type ReplayResult struct {
 //     replay, counts as acknowledged);
 //   - with DryRun nothing is published or deleted.
 //
+// Entries are streamed one at a time (opt.Each sees each one), so a DLQ of
+// any size replays in bounded memory.
+//
 // A failed republish or delete stops the replay: the result so far is
 // returned with the error, and the entry stays in the DLQ (a later replay
 // reuses its key, so ORGSYNC drops a copy already stored). Errors wrap
@@ -198,16 +248,14 @@ func (q *Queue) Replay(ctx context.Context, opt ReplayOptions) (ReplayResult, er
 			return nil
 		}
 		res.Matched++
-		res.Entries = append(res.Entries, e)
-		if opt.DryRun {
-			return nil
+		if !opt.DryRun {
+			if err := q.replayOne(ctx, s, e); err != nil {
+				return err
+			}
+			res.Replayed++
 		}
-		if err := q.replayOne(ctx, s, e); err != nil {
-			return err
-		}
-		res.Replayed++
-		if q.afterReplay != nil {
-			q.afterReplay(e)
+		if opt.Each != nil {
+			return opt.Each(e)
 		}
 		return nil
 	})

@@ -30,12 +30,16 @@ func TestReplay_RepublishesAndDeletes(t *testing.T) {
 		t.Fatalf("republish with the original key: duplicate %v, %v; want true", dup, err)
 	}
 
-	res, err := q.Replay(t.Context(), ReplayOptions{})
+	var seen []uint64
+	res, err := q.Replay(t.Context(), ReplayOptions{Each: func(e Entry) error {
+		seen = append(seen, e.Seq)
+		return nil
+	}})
 	if err != nil {
 		t.Fatalf("Replay: %v", err)
 	}
-	if res.Matched != 2 || res.Replayed != 2 || len(res.Entries) != 2 {
-		t.Fatalf("Replay = %+v, want 2 matched and replayed", res)
+	if res.Matched != 2 || res.Replayed != 2 || fmt.Sprint(seen) != "[1 2]" {
+		t.Fatalf("Replay = %+v, entries %v; want 2 matched and replayed, seqs 1 and 2", res, seen)
 	}
 	if n := streamMsgs(t, ts.js, DLQStream); n != 0 {
 		t.Errorf("DLQ holds %d entries after replay, want 0", n)
@@ -73,13 +77,11 @@ func TestReplay_Snapshot(t *testing.T) {
 	q := mustNew(t, ts.js, Config{})
 	deadLetterAll(t, ts, q, []deadLetterCase{{testID1, "A"}, {testID2, "A"}})
 	c := mustConsumer(t, q)
-	q.afterReplay = func(e Entry) {
+	again := func(Entry) error {
 		m := fetchN(t, c, 1, 5*time.Second)[0]
-		if err := q.DeadLetter(t.Context(), m, DeadLetter{Code: "A", Message: "again"}); err != nil {
-			t.Errorf("DeadLetter during replay: %v", err)
-		}
+		return q.DeadLetter(t.Context(), m, DeadLetter{Code: "A", Message: "again"})
 	}
-	res, err := q.Replay(t.Context(), ReplayOptions{})
+	res, err := q.Replay(t.Context(), ReplayOptions{Each: again})
 	if err != nil {
 		t.Fatalf("Replay: %v", err)
 	}
@@ -98,8 +100,7 @@ func TestReplay_Snapshot(t *testing.T) {
 	}
 }
 
-// Ensure that the code and source-ID filters AND together, and that a
-// 15-character ID matches its 18-character form.
+// Ensure that the code, source-ID and Match filters AND together.
 func TestReplay_Filters(t *testing.T) {
 	ts := startServer(t, "")
 	q := mustNew(t, ts.js, Config{})
@@ -110,20 +111,24 @@ func TestReplay_Filters(t *testing.T) {
 		opt      ReplayOptions
 		wantSeqs []uint64
 	}{
-		{"code and 15-char id", ReplayOptions{Code: "a", SourceID: testID3[:15]}, []uint64{3}},
+		{"code and id", ReplayOptions{Code: "a", SourceID: testID3}, []uint64{3}},
 		{"code and other code's id", ReplayOptions{Code: "A", SourceID: testID2}, nil},
-		{"code", ReplayOptions{Code: "B"}, []uint64{2}},
-		{"id, lower-case suffix", ReplayOptions{SourceID: testID1[:15] + "aaa"}, []uint64{1}},
+		{"15-char id is not the 18-char one", ReplayOptions{SourceID: testID1[:15]}, nil},
+		{"match refuses", ReplayOptions{Code: "B", Match: func(Entry) bool { return false }}, nil},
+		{"code", ReplayOptions{Code: " B "}, []uint64{2}},
+		{"match", ReplayOptions{Match: func(e Entry) bool { return e.SourceID == testID1 }}, []uint64{1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := q.Replay(t.Context(), tt.opt)
+			var seqs []uint64
+			opt := tt.opt
+			opt.Each = func(e Entry) error {
+				seqs = append(seqs, e.Seq)
+				return nil
+			}
+			res, err := q.Replay(t.Context(), opt)
 			if err != nil {
 				t.Fatalf("Replay: %v", err)
-			}
-			var seqs []uint64
-			for _, e := range res.Entries {
-				seqs = append(seqs, e.Seq)
 			}
 			if fmt.Sprint(seqs) != fmt.Sprint(tt.wantSeqs) || res.Replayed != len(tt.wantSeqs) {
 				t.Errorf("replayed %v (%d), want %v", seqs, res.Replayed, tt.wantSeqs)
@@ -143,12 +148,16 @@ func TestReplay_DryRun(t *testing.T) {
 	ts := startServer(t, "")
 	q := mustNew(t, ts.js, Config{})
 	deadLetterAll(t, ts, q, []deadLetterCase{{testID1, "A"}, {testID2, "B"}})
-	res, err := q.Replay(t.Context(), ReplayOptions{DryRun: true})
+	var codes []string
+	res, err := q.Replay(t.Context(), ReplayOptions{DryRun: true, Each: func(e Entry) error {
+		codes = append(codes, e.Code)
+		return nil
+	}})
 	if err != nil {
 		t.Fatalf("Replay: %v", err)
 	}
-	if res.Matched != 2 || res.Replayed != 0 || len(res.Entries) != 2 {
-		t.Errorf("dry run = %+v, want 2 matched, 0 replayed", res)
+	if res.Matched != 2 || res.Replayed != 0 || fmt.Sprint(codes) != "[A B]" {
+		t.Errorf("dry run = %+v, entries %v; want 2 matched (A, B), 0 replayed", res, codes)
 	}
 	if n := streamMsgs(t, ts.js, DLQStream); n != 2 {
 		t.Errorf("DLQ holds %d entries, want 2", n)
@@ -192,5 +201,81 @@ func TestReplay_NoDLQ(t *testing.T) {
 	}
 	if _, err := q.ListDLQ(t.Context()); !errors.Is(err, ErrNoStream) {
 		t.Errorf("ListDLQ err = %v, want ErrNoStream", err)
+	}
+}
+
+// Ensure that ScanDLQ streams more entries than one request asks for, in
+// order, stops at fn's error, and leaves no consumer on ORGSYNC_DLQ.
+func TestScanDLQ_StreamsAndStops(t *testing.T) {
+	ts := startServer(t, "")
+	q := mustNew(t, ts.js, Config{})
+	n := scanBatch*2 + 3
+	for i := range n {
+		m := nats.NewMsg(SubjectDLQCreated)
+		m.Data = event(testOrg, testID1, "N")
+		m.Header.Set(HeaderErrorCode, fmt.Sprint("C", i))
+		if _, err := ts.js.PublishMsg(t.Context(), m); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	var seqs []uint64
+	err := q.ScanDLQ(t.Context(), func(e Entry) error {
+		if e.Code != fmt.Sprint("C", e.Seq-1) {
+			return fmt.Errorf("entry %d has code %s", e.Seq, e.Code)
+		}
+		seqs = append(seqs, e.Seq)
+		return nil
+	})
+	if err != nil || len(seqs) != n || seqs[0] != 1 || seqs[n-1] != uint64(n) {
+		t.Fatalf("ScanDLQ: %d entries (first/last %v), %v; want %d in order", len(seqs), seqs[:min(len(seqs), 1)], err, n)
+	}
+	for i := 1; i < n; i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("ScanDLQ order: %d after %d", seqs[i], seqs[i-1])
+		}
+	}
+	stop := errors.New("stop")
+	count := 0
+	err = q.ScanDLQ(t.Context(), func(e Entry) error {
+		count++
+		if count == scanBatch+1 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || count != scanBatch+1 {
+		t.Errorf("ScanDLQ after fn's error: %d calls, %v; want %d, stop", count, err, scanBatch+1)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		s := mustStream(t, ts.js, DLQStream)
+		info, err := s.Info(t.Context())
+		if err != nil {
+			return err
+		}
+		if info.State.Consumers != 0 {
+			return fmt.Errorf("%d consumers left on %s", info.State.Consumers, DLQStream)
+		}
+		return nil
+	})
+}
+
+// Ensure that an error from Each stops the replay after the entry it was
+// called for, which is already replayed.
+func TestReplay_EachErrorStops(t *testing.T) {
+	ts := startServer(t, "")
+	q := mustNew(t, ts.js, Config{})
+	deadLetterAll(t, ts, q, []deadLetterCase{{testID1, "A"}, {testID2, "A"}, {testID3, "A"}})
+	stop := errors.New("stop")
+	res, err := q.Replay(t.Context(), ReplayOptions{Each: func(e Entry) error {
+		if e.Seq == 2 {
+			return stop
+		}
+		return nil
+	}})
+	if !errors.Is(err, stop) || res.Replayed != 2 || res.Matched != 2 {
+		t.Fatalf("Replay = %+v, %v; want 2 matched and replayed, stop", res, err)
+	}
+	if n := streamMsgs(t, ts.js, DLQStream); n != 1 {
+		t.Errorf("DLQ holds %d entries, want 1 (seq 3)", n)
 	}
 }

@@ -251,7 +251,7 @@ func (w *Worker) writeAndSettle(ctx context.Context, r *run, gs []*group, write 
 		if crashed(ctx, w.cfg.afterWrite, gs) {
 			return
 		}
-		held, cause, c := w.settle(ctx, r, gs, outs)
+		held, c, cause := w.settle(ctx, r, gs, outs)
 		if len(held) == 0 || !w.hold(ctx, r, held, c, cause) {
 			return
 		}
@@ -295,7 +295,7 @@ func crashed(ctx context.Context, hook func(context.Context, []string) error, gs
 
 // settle applies the outcome table to each record. It returns the groups
 // to hold through a pool pause, with the cause.
-func (w *Worker) settle(ctx context.Context, r *run, gs []*group, outs []outcome) (held []*group, cause error, heldClass class) {
+func (w *Worker) settle(ctx context.Context, r *run, gs []*group, outs []outcome) (held []*group, heldClass class, cause error) {
 	var done []*group
 	var doneOut []outcome
 	for i, g := range gs {
@@ -329,7 +329,7 @@ func (w *Worker) settle(ctx context.Context, r *run, gs []*group, outs []outcome
 		}
 	}
 	w.settleWritten(ctx, r, done, doneOut)
-	return held, cause, heldClass
+	return held, heldClass, cause
 }
 
 // settleWritten settles records the target accepted. A record in the

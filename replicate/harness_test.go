@@ -36,7 +36,7 @@ type harness struct {
 
 func newHarness(t testing.TB, orgCfg fakeorg.Config, qcfg queue.Config) *harness {
 	t.Helper()
-	ns := queuetest.Start(t, queue.EmbeddedConfig{})
+	ns := queuetest.Start(t, queuetest.Config{})
 	if orgCfg.Seed == 0 {
 		orgCfg.Seed = 1
 	}

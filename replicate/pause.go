@@ -125,12 +125,6 @@ func (s *state) poolString() string {
 	return strings.Join(parts, "; ")
 }
 
-func (s *state) consumerErr() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.consumer
-}
-
 func (s *state) setConsumerErr(err error) {
 	s.mu.Lock()
 	s.consumer = err

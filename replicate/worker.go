@@ -274,7 +274,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.observeBacklog(b.Pending)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	w.bg = gctx
+	w.state.mu.Lock()
+	w.bg = gctx // for the probe loop, started under state.mu
+	w.state.mu.Unlock()
 	defer w.probes.Wait()
 	// A worker that cannot get a token is not ready from the start and
 	// fetches nothing until its probe gets one.

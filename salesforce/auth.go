@@ -42,8 +42,6 @@ const (
 	jwtLifetime = 3 * time.Minute
 	// tokenTimeout bounds one token request when the HTTP client has no timeout.
 	tokenTimeout = 30 * time.Second
-	// maxTokenBody bounds what is read of a token response.
-	maxTokenBody = 1 << 20
 )
 
 // AuthConfig selects and configures an OAuth 2.0 flow. See NewAuth for

@@ -405,9 +405,7 @@ func ParseBulkError(s string) *RecordError {
 	e := &RecordError{Code: code, Message: rest, Fields: []string{}}
 	if m := bulkErrorFields.FindStringSubmatchIndex(rest); m != nil {
 		e.Message = rest[:m[0]]
-		for _, f := range strings.FieldsFunc(rest[m[2]:m[3]], func(r rune) bool { return r == ',' || r == ' ' }) {
-			e.Fields = append(e.Fields, f)
-		}
+		e.Fields = append(e.Fields, strings.FieldsFunc(rest[m[2]:m[3]], func(r rune) bool { return r == ',' || r == ' ' })...)
 	}
 	return e
 }

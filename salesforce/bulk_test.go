@@ -261,12 +261,15 @@ func TestBulk_WaitJobPolls(t *testing.T) {
 		t.Fatalf("WaitJob on a short ctx: got %+v, %v", last, err)
 	}
 
+	// The first poll sees the job in progress; then the org's clock passes
+	// the processing delay.
 	var states []string
-	go func() {
-		time.Sleep(30 * time.Millisecond)
-		clock.Advance(time.Minute)
-	}()
-	done, err := c.WaitJob(ctx, job.ID, 5*time.Millisecond, func(j *salesforce.BulkJob) { states = append(states, j.State) })
+	done, err := c.WaitJob(ctx, job.ID, 5*time.Millisecond, func(j *salesforce.BulkJob) {
+		states = append(states, j.State)
+		if len(states) == 1 {
+			clock.Advance(time.Minute)
+		}
+	})
 	if err != nil || done.State != salesforce.JobStateJobComplete {
 		t.Fatalf("WaitJob: got %+v, %v", done, err)
 	}

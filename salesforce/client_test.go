@@ -66,8 +66,7 @@ func TestClient_CreateMany(t *testing.T) {
 // Ensure that more than 200 records are refused before anything is sent,
 // and that exactly 200 go out.
 func TestClient_CollectionLimit(t *testing.T) {
-	var o *testOrg
-	o = newTestOrg(t, func(w http.ResponseWriter, r *http.Request) {
+	o := newTestOrg(t, func(w http.ResponseWriter, r *http.Request) {
 		var body struct{ Records []map[string]any }
 		_ = json.NewDecoder(r.Body).Decode(&body)
 		res := make([]map[string]any, len(body.Records))

@@ -17,7 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"orgsync/salesforce"
 )
@@ -251,6 +250,3 @@ func (l *logBuffer) String() string {
 func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
-
-// nowMillis is issued_at for a token response.
-func nowMillis() string { return strconv.FormatInt(time.Now().UnixMilli(), 10) }

@@ -93,8 +93,7 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 	}
 
 	// An API that echoes the Authorization header into every kind of error.
-	var api *testOrg
-	api = newTestOrg(t, func(w http.ResponseWriter, r *http.Request) {
+	api := newTestOrg(t, func(w http.ResponseWriter, r *http.Request) {
 		authz := r.Header.Get("Authorization")
 		switch r.URL.Path {
 		case "/services/data/v61.0/limits":

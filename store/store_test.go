@@ -111,16 +111,29 @@ func TestOpen_LockedInProcess(t *testing.T) {
 	openT(t, s.Path(), &store.Options{Timeout: timeout})
 }
 
-// Ensure that a negative Timeout fails at once.
+// Ensure that a negative Timeout fails at once: before an Open that waits
+// for the same lock (less long than DefaultTimeout) gives up.
 func TestOpen_LockedNoWait(t *testing.T) {
 	s := mustOpen(t)
-	start := time.Now()
+	waiter := make(chan error, 1)
+	go func() {
+		s2, err := store.Open(s.Path(), &store.Options{Timeout: store.DefaultTimeout * 3 / 4})
+		if err == nil {
+			s2.Close()
+		}
+		waiter <- err
+	}()
 	_, err := store.Open(s.Path(), &store.Options{Timeout: -1})
 	if !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("got %v, want ErrLocked", err)
 	}
-	if elapsed := time.Since(start); elapsed > 200*time.Millisecond {
-		t.Errorf("Open took %v; want no waiting", elapsed)
+	select {
+	case werr := <-waiter:
+		t.Errorf("an Open waiting %v gave up (%v) before the one with a negative Timeout: that one waited", store.DefaultTimeout*3/4, werr)
+	default:
+	}
+	if werr := <-waiter; !errors.Is(werr, store.ErrLocked) {
+		t.Errorf("the waiting Open: got %v, want ErrLocked", werr)
 	}
 }
 

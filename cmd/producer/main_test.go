@@ -13,15 +13,16 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"orgsync/internal/natsembed"
 	"orgsync/queue"
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
 	"orgsync/store"
 )
 
-func natsServer(t *testing.T) (*queue.Embedded, string) {
+func natsServer(t *testing.T) (*natsembed.Server, string) {
 	t.Helper()
-	emb, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: t.TempDir(), Listen: true})
+	emb, err := natsembed.Run(natsembed.Config{Dir: t.TempDir(), Listen: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,7 @@ func natsServer(t *testing.T) (*queue.Embedded, string) {
 	return emb, emb.ClientURL()
 }
 
-func streamMsgs(t *testing.T, emb *queue.Embedded) uint64 {
+func streamMsgs(t *testing.T, emb *natsembed.Server) uint64 {
 	t.Helper()
 	nc, err := emb.Connect()
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,8 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"orgsync/internal/app"
@@ -186,34 +187,62 @@ func cmdDLQList(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer done()
-	entries, err := q.ListDLQ(ctx)
-	if err != nil {
-		return err
+	p := newEntryPrinter(stdout, *asJSON)
+	err = q.ScanDLQ(ctx, p.print)
+	if perr := p.done(err == nil); err == nil {
+		err = perr
 	}
-	return printEntries(stdout, entries, *asJSON)
+	return err
 }
 
-func printEntries(w io.Writer, entries []queue.Entry, asJSON bool) error {
+// entryPrinter writes dead letters as they stream in: one JSON object a line,
+// or a table with fixed-width columns (a tabwriter would hold every row until
+// the end) and a count line.
+type entryPrinter struct {
+	w      *bufio.Writer
+	json   *json.Encoder
+	header bool
+	n      int
+}
+
+func newEntryPrinter(w io.Writer, asJSON bool) *entryPrinter {
+	p := &entryPrinter{w: bufio.NewWriter(w)}
 	if asJSON {
-		enc := json.NewEncoder(w)
-		for _, e := range entries {
-			if err := enc.Encode(e); err != nil {
-				return err
-			}
-		}
-		return nil
+		p.json = json.NewEncoder(p.w)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tSOURCE_ID\tCODE\tATTEMPTS\tFAILED_AT\tMESSAGE")
-	for _, e := range entries {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", e.Seq, e.SourceID, e.Code, e.Attempts,
-			e.FailedAt.UTC().Format(time.RFC3339), oneLine(e.Message, 120))
+	return p
+}
+
+// Table column widths: a DLQ sequence, an 18-character ID, an error code.
+const entryTableFormat = "%-8s  %-18s  %-32s  %-8s  %-20s  %s\n"
+
+func (p *entryPrinter) print(e queue.Entry) error {
+	p.n++
+	if p.json != nil {
+		return p.json.Encode(e)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	p.heading()
+	_, err := fmt.Fprintf(p.w, entryTableFormat, strconv.FormatUint(e.Seq, 10), e.SourceID, e.Code,
+		strconv.Itoa(e.Attempts), e.FailedAt.UTC().Format(time.RFC3339), oneLine(e.Message, 120))
+	return err
+}
+
+// heading writes the table's column names once.
+func (p *entryPrinter) heading() {
+	if !p.header {
+		p.header = true
+		fmt.Fprintf(p.w, entryTableFormat, "SEQ", "SOURCE_ID", "CODE", "ATTEMPTS", "FAILED_AT", "MESSAGE")
 	}
-	fmt.Fprintf(w, "%d dead letters\n", len(entries))
-	return nil
+}
+
+// done flushes what was printed; when the listing is complete, a table ends
+// with its count line.
+func (p *entryPrinter) done(complete bool) error {
+	if p.json == nil && complete {
+		p.heading()
+		fmt.Fprintf(p.w, "%d dead letters\n", p.n)
+	}
+	return p.w.Flush()
 }
 
 func cmdDLQReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -225,9 +254,16 @@ func cmdDLQReplay(ctx context.Context, args []string, getenv func(string) string
 	if err := cli.Parse(fs, args, getenv, "code", "source-id", "dry-run"); err != nil {
 		return err
 	}
+	opt := queue.ReplayOptions{Code: *code, DryRun: *dryRun}
 	if *sourceID != "" {
-		if _, err := salesforce.NormalizeID(*sourceID); err != nil {
+		id, err := salesforce.NormalizeID(*sourceID)
+		if err != nil {
 			return cli.Usagef("-source-id: %v", err)
+		}
+		// A dead letter may name its record in the 15-character form.
+		opt.Match = func(e queue.Entry) bool {
+			n, err := salesforce.NormalizeID(strings.TrimSpace(e.SourceID))
+			return err == nil && n == id
 		}
 	}
 	q, done, err := openQueue(ctx, nf)
@@ -235,14 +271,17 @@ func cmdDLQReplay(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer done()
-	res, err := q.Replay(ctx, queue.ReplayOptions{Code: *code, SourceID: *sourceID, DryRun: *dryRun})
 	if *dryRun {
-		if perr := printEntries(stdout, res.Entries, false); perr != nil && err == nil {
+		p := newEntryPrinter(stdout, false)
+		opt.Each = p.print
+		res, err := q.Replay(ctx, opt)
+		if perr := p.done(err == nil); err == nil {
 			err = perr
 		}
 		fmt.Fprintf(stdout, "dry run: %d dead letters would be replayed\n", res.Matched)
 		return err
 	}
+	res, err := q.Replay(ctx, opt)
 	fmt.Fprintf(stdout, "replayed %d of %d matching dead letters\n", res.Replayed, res.Matched)
 	return err
 }

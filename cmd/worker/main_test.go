@@ -186,7 +186,7 @@ func TestEnvironmentConfiguresFlags(t *testing.T) {
 // The whole operator workflow against a running worker process (in-process):
 // sync, inspect and replay dead letters, look up and export the ID map.
 func TestOperatorWorkflow(t *testing.T) {
-	ns := queuetest.Start(t, queue.EmbeddedConfig{Listen: true})
+	ns := queuetest.Start(t, queuetest.Config{Listen: true})
 	natsURL := ns.ClientURL()
 	org, err := fakeorg.New(fakeorg.Config{RejectName: "^Bad", Seed: 1})
 	if err != nil {

@@ -113,7 +113,7 @@ func TestAlertRules(t *testing.T) {
 	// The four alerts of issue 5, by the metrics they must watch.
 	required := map[string][]string{
 		"OrgsyncNoSuccessfulWrites":  {"orgsync_records_synced_total", "orgsync_queue_pending"},
-		"OrgsyncDeadLettersGrowing":  {"orgsync_records_dead_lettered_total"},
+		"OrgsyncDeadLettersWaiting":  {"orgsync_dlq_messages"},
 		"OrgsyncTargetAPIBudgetHigh": {"orgsync_target_api_usage_ratio", "0.9"},
 		"OrgsyncWorkerDown":          {`up{job="orgsync-worker"}`},
 		"OrgsyncNoWorkers":           {`up{job="orgsync-worker"}`},
@@ -327,5 +327,59 @@ func TestGrafana(t *testing.T) {
 		if !titles[want] {
 			t.Errorf("dashboard: no panel %q (have %v)", want, slices.Sorted(maps.Keys(titles)))
 		}
+	}
+}
+
+// Ensure that every alert rule has a promtool unit test in
+// deploy/prometheus/alerts_test.yml that expects it to fire (.ci/run runs
+// them with promtool test rules).
+func TestAlertRulesHaveUnitTests(t *testing.T) {
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal([]byte(readFile(t, "deploy", "prometheus", "alerts.yml")), &rules); err != nil {
+		t.Fatal(err)
+	}
+	var tests struct {
+		RuleFiles []string `yaml:"rule_files"`
+		Tests     []struct {
+			AlertRuleTest []struct {
+				Alertname string           `yaml:"alertname"`
+				ExpAlerts []map[string]any `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal([]byte(readFile(t, "deploy", "prometheus", "alerts_test.yml")), &tests); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(tests.RuleFiles, "alerts.yml") {
+		t.Errorf("alerts_test.yml reads %v, want alerts.yml", tests.RuleFiles)
+	}
+	fires := map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			}
+		}
+	}
+	n := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			n++
+			if !fires[r.Alert] {
+				t.Errorf("alert %s has no unit test in deploy/prometheus/alerts_test.yml that expects it to fire", r.Alert)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no alert rules found")
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"orgsync/capture"
-	"orgsync/queue"
 	"orgsync/queue/queuetest"
 	"orgsync/replicate"
 	"orgsync/salesforce"
@@ -123,7 +122,7 @@ func TestWorkerHealthBeforeNATS(t *testing.T) {
 	waitAnswer(t, base+"/readyz", 503, "not ready: waiting for NATS at "+natsURL+"\n", done)
 	waitLog(t, &logs, `"level":"WARN","msg":"waiting for NATS at `+natsURL+`"`)
 
-	queuetest.Start(t, queue.EmbeddedConfig{Listen: true, Port: natsPort})
+	queuetest.Start(t, queuetest.Config{Listen: true, Port: natsPort})
 	waitAnswer(t, base+"/readyz", 200, "ready\n", done)
 	cancel()
 	if err := <-done; err != nil {
@@ -134,7 +133,7 @@ func TestWorkerHealthBeforeNATS(t *testing.T) {
 // A worker that cannot get a token is not ready from the start, says why,
 // and does not start its engine (it fetches nothing).
 func TestWorkerNotReadyWithoutToken(t *testing.T) {
-	ns := queuetest.Start(t, queue.EmbeddedConfig{Listen: true})
+	ns := queuetest.Start(t, queuetest.Config{Listen: true})
 	_, srv := fakeOrg(t, fakeorg.Config{})
 	adminPort := freePort(t)
 	var logs logBuffer
@@ -230,7 +229,7 @@ func TestServeBeforeNATS(t *testing.T) {
 // A poller that cannot get a token for the source org is not ready from
 // the start and says why.
 func TestPollerNotReadyWithoutToken(t *testing.T) {
-	ns := queuetest.Start(t, queue.EmbeddedConfig{Listen: true})
+	ns := queuetest.Start(t, queuetest.Config{Listen: true})
 	_, srv := fakeOrg(t, fakeorg.Config{})
 	adminPort := freePort(t)
 	ctx, cancel := context.WithCancel(t.Context())

@@ -56,7 +56,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 // worker → fake target, every record exactly once, also across a poller
 // restart.
 func TestPollerToWorkerEndToEnd(t *testing.T) {
-	nc := queuetest.Start(t, queue.EmbeddedConfig{}).Conn
+	nc := queuetest.Start(t, queuetest.Config{}).Conn
 	src, srcSrv := fakeOrg(t, fakeorg.Config{PageSize: 150})
 	dst, dstSrv := fakeOrg(t, fakeorg.Config{})
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -179,7 +179,7 @@ func TestPollerToWorkerEndToEnd(t *testing.T) {
 
 // Ensure that -once catches up and returns what it captured.
 func TestRunPollerOnce(t *testing.T) {
-	nc := queuetest.Start(t, queue.EmbeddedConfig{}).Conn
+	nc := queuetest.Start(t, queuetest.Config{}).Conn
 	src, srcSrv := fakeOrg(t, fakeorg.Config{})
 	for i := range 30 {
 		if _, err := src.InsertAccount(fakeorg.Record{"Name": fmt.Sprintf("A%d", i)}, time.Time{}); err != nil {
@@ -247,7 +247,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // Ensure that `producer serve` answers over TLS, enqueues a good request,
 // serves /healthz, /readyz and /metrics, and stops when ctx is cancelled.
 func TestRunServeTLS(t *testing.T) {
-	nc := queuetest.Start(t, queue.EmbeddedConfig{}).Conn
+	nc := queuetest.Start(t, queuetest.Config{}).Conn
 	certFile, keyFile, pool := selfSigned(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

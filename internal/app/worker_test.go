@@ -24,7 +24,23 @@ func TestWorkerWaitsForNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	// Until NATS runs, a plain listener holds its port: it counts the
+	// worker's connection attempts and closes each one.
+	attempts := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			select {
+			case attempts <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	defer ln.Close()
 
 	org, err := fakeorg.New(fakeorg.Config{Seed: 1})
 	if err != nil {
@@ -42,13 +58,19 @@ func TestWorkerWaitsForNATS(t *testing.T) {
 			DataDir: t.TempDir(), Engine: replicate.Config{WorkerID: "early", Linger: 20 * time.Millisecond},
 		})
 	}()
-	select {
-	case err := <-done:
-		t.Fatalf("the worker gave up before NATS started: %v", err)
-	case <-time.After(500 * time.Millisecond):
+	// A failed attempt and another one: the worker retries instead of exiting.
+	for range 2 {
+		select {
+		case err := <-done:
+			t.Fatalf("the worker gave up before NATS started: %v", err)
+		case <-attempts:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the worker did not try to connect to NATS again within 30s")
+		}
 	}
+	ln.Close()
 
-	q := queuetest.Start(t, queue.EmbeddedConfig{Listen: true, Port: port}).Queue(t, queue.Config{})
+	q := queuetest.Start(t, queuetest.Config{Listen: true, Port: port}).Queue(t, queue.Config{})
 	ev := event.Event{V: 1, Type: event.TypeAccountCreated, SourceOrg: salesforce.ID18("00D0000000SRC01"),
 		SourceID: salesforce.ID18("001SRC000000001"), Fields: map[string]any{"Name": "Early"}}
 	body, _ := ev.Encode()

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"orgsync/event"
+	"orgsync/internal/natsembed"
 	"orgsync/queue"
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
@@ -32,7 +33,7 @@ import (
 // handle the bench publishes and watches the backlog through.
 type env struct {
 	dir  string
-	ns   *queue.Embedded
+	ns   *natsembed.Server
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	q    *queue.Queue
@@ -60,7 +61,7 @@ func newEnv(dir string, latency time.Duration, keep bool) (*env, error) {
 	e := &env{dir: dir, keep: keep, created: make(map[string]time.Time),
 		srcOrg: salesforce.ID18("00D000000BENCH1")}
 	var err error
-	e.ns, err = queue.RunEmbedded(queue.EmbeddedConfig{Dir: filepath.Join(dir, "jetstream"), Listen: true})
+	e.ns, err = natsembed.Run(natsembed.Config{Dir: filepath.Join(dir, "jetstream"), Listen: true})
 	if err != nil {
 		return nil, err
 	}

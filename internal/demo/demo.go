@@ -24,6 +24,7 @@ import (
 
 	"orgsync/capture"
 	"orgsync/internal/app"
+	"orgsync/internal/natsembed"
 	"orgsync/queue"
 	"orgsync/replicate"
 	"orgsync/salesforce"
@@ -94,7 +95,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer os.RemoveAll(dir)
 
 	// JetStream, in process.
-	emb, err := queue.RunEmbedded(queue.EmbeddedConfig{Dir: dir + "/jetstream"})
+	emb, err := natsembed.Run(natsembed.Config{Dir: dir + "/jetstream"})
 	if err != nil {
 		return nil, err
 	}

@@ -8,24 +8,29 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"orgsync/internal/natsembed"
 	"orgsync/queue"
 )
 
+// Config configures the embedded server (see natsembed.Config); Dir may be
+// left empty.
+type Config = natsembed.Config
+
 // Server is an embedded JetStream server and a client connection to it.
 type Server struct {
-	*queue.Embedded
+	*natsembed.Server
 	Conn *nats.Conn
 	JS   jetstream.JetStream
 }
 
 // Start runs an embedded server (its store in a test directory unless
 // cfg.Dir is set) and connects to it in process.
-func Start(t testing.TB, cfg queue.EmbeddedConfig) *Server {
+func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
 	}
-	emb, err := queue.RunEmbedded(cfg)
+	emb, err := natsembed.Run(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +44,7 @@ func Start(t testing.TB, cfg queue.EmbeddedConfig) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Server{Embedded: emb, Conn: nc, JS: js}
+	return &Server{Server: emb, Conn: nc, JS: js}
 }
 
 // Queue opens the orgsync queue (creating its streams) with cfg.

@@ -1,4 +1,7 @@
-package queue
+// Package natsembed runs a NATS server with JetStream inside the process, for
+// tests, the demo and the benchmark. Production binaries (worker, producer,
+// fakeorg) must not import it: it links the whole NATS server.
+package natsembed
 
 import (
 	"errors"
@@ -9,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// EmbeddedConfig configures an in-process NATS server with JetStream.
-type EmbeddedConfig struct {
+// Config configures an in-process NATS server with JetStream.
+type Config struct {
 	// Dir is the JetStream file store's directory (required). A server
 	// started again on the same Dir finds its streams, consumers and
 	// messages.
@@ -24,21 +27,21 @@ type EmbeddedConfig struct {
 	ServerName string
 }
 
-// embeddedReadyTimeout bounds how long RunEmbedded waits for the server.
-const embeddedReadyTimeout = 10 * time.Second
+// readyTimeout bounds how long Run waits for the server.
+const readyTimeout = 10 * time.Second
 
-// Embedded is a running in-process NATS server with JetStream.
-type Embedded struct {
+// Server is a running in-process NATS server with JetStream.
+type Server struct {
 	srv    *server.Server
 	listen bool
 }
 
-// RunEmbedded starts a NATS server with JetStream (file store in cfg.Dir) in
+// Run starts a NATS server with JetStream (file store in cfg.Dir) in
 // this process and returns once it accepts connections. Signals are left to
 // the host program and the server does not log.
-func RunEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
+func Run(cfg Config) (*Server, error) {
 	if cfg.Dir == "" {
-		return nil, errors.New("queue: embedded server: Dir is required")
+		return nil, errors.New("natsembed: Dir is required")
 	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = "orgsync-embedded"
@@ -58,25 +61,25 @@ func RunEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("queue: embedded server: %w", err)
+		return nil, fmt.Errorf("natsembed: %w", err)
 	}
 	srv.Start() // does not block
-	if !srv.ReadyForConnections(embeddedReadyTimeout) {
+	if !srv.ReadyForConnections(readyTimeout) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, fmt.Errorf("queue: embedded server: not ready after %s", embeddedReadyTimeout)
+		return nil, fmt.Errorf("natsembed: not ready after %s", readyTimeout)
 	}
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, fmt.Errorf("queue: embedded server: jetstream did not start (store dir %s)", cfg.Dir)
+		return nil, fmt.Errorf("natsembed: jetstream did not start (store dir %s)", cfg.Dir)
 	}
-	return &Embedded{srv: srv, listen: cfg.Listen}, nil
+	return &Server{srv: srv, listen: cfg.Listen}, nil
 }
 
 // ClientURL is the server's nats:// URL for other processes, or "" when it
 // does not listen.
-func (e *Embedded) ClientURL() string {
+func (e *Server) ClientURL() string {
 	if !e.listen {
 		return ""
 	}
@@ -85,21 +88,21 @@ func (e *Embedded) ClientURL() string {
 
 // Connect opens an in-process connection (no TCP) to the server; opts are
 // applied after the in-process dialer.
-func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
+func (e *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	all := append([]nats.Option{nats.InProcessServer(e.srv)}, opts...)
 	nc, err := nats.Connect("", all...)
 	if err != nil {
-		return nil, fmt.Errorf("queue: connect to embedded server: %w", err)
+		return nil, fmt.Errorf("natsembed: connect: %w", err)
 	}
 	return nc, nil
 }
 
-// Server returns the underlying nats-server.
-func (e *Embedded) Server() *server.Server { return e.srv }
+// NATS returns the underlying nats-server.
+func (e *Server) NATS() *server.Server { return e.srv }
 
 // Shutdown stops the server and waits until it has stopped. Connections are
 // closed by the server; it is safe to call more than once.
-func (e *Embedded) Shutdown() {
+func (e *Server) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 }

@@ -5,17 +5,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"orgsync/internal/natsembed"
 )
 
 // Ensure that a server restarted on the same Dir keeps streams, consumer and
-// messages.
-func TestEmbedded_RestartKeepsData(t *testing.T) {
+// messages, and that New then finds the topology unchanged.
+func TestRestartKeepsTopology(t *testing.T) {
 	dir := t.TempDir()
-	e, err := RunEmbedded(EmbeddedConfig{Dir: dir, ServerName: "first"})
+	e, err := natsembed.Run(natsembed.Config{Dir: dir, ServerName: "first"})
 	if err != nil {
-		t.Fatalf("RunEmbedded: %v", err)
+		t.Fatalf("natsembed.Run: %v", err)
 	}
 	nc, err := e.Connect()
 	if err != nil {
@@ -55,42 +56,5 @@ func TestEmbedded_RestartKeepsData(t *testing.T) {
 	got := fetchN(t, c2, 2, 5*time.Second)
 	if string(got[0].Data()) != "b" || string(got[1].Data()) != "c" {
 		t.Errorf("after restart fetched %q, %q; want b, c", got[0].Data(), got[1].Data())
-	}
-}
-
-// Ensure that a listening server serves TCP clients and an in-process one
-// does not advertise a URL.
-func TestEmbedded_Listen(t *testing.T) {
-	e, err := RunEmbedded(EmbeddedConfig{Dir: t.TempDir(), Listen: true})
-	if err != nil {
-		t.Fatalf("RunEmbedded: %v", err)
-	}
-	t.Cleanup(e.Shutdown)
-	url := e.ClientURL()
-	if !strings.HasPrefix(url, "nats://127.0.0.1:") || strings.HasSuffix(url, ":-1") || strings.HasSuffix(url, ":0") {
-		t.Fatalf("ClientURL = %q, want nats://127.0.0.1:<port>", url)
-	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("nats.Connect(%s): %v", url, err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream.New: %v", err)
-	}
-	q := mustNew(t, js, Config{})
-	mustPublish(t, q, SubjectCreated, "a", []byte("a"), nil)
-
-	in, err := RunEmbedded(EmbeddedConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("RunEmbedded: %v", err)
-	}
-	t.Cleanup(in.Shutdown)
-	if in.ClientURL() != "" {
-		t.Errorf("in-process server ClientURL = %q, want empty", in.ClientURL())
-	}
-	if _, err := RunEmbedded(EmbeddedConfig{}); err == nil {
-		t.Error("RunEmbedded without Dir succeeded")
 	}
 }
