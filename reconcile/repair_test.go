@@ -30,7 +30,7 @@ func repairEventOf(t *testing.T, id string) event.Event {
 // does not swallow them; a second run's repair is not a duplicate of the
 // first's) and the repair header.
 func TestQueuePublisher(t *testing.T) {
-	ns := queuetest.Start(t, queue.EmbeddedConfig{})
+	ns := queuetest.Start(t, queuetest.Config{})
 	q := ns.Queue(t, queue.Config{})
 	ev := repairEventOf(t, sid(1))
 	body, _ := ev.Encode()

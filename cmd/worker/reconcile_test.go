@@ -12,7 +12,6 @@ import (
 
 	"orgsync/capture"
 	"orgsync/internal/app"
-	"orgsync/queue"
 	"orgsync/queue/queuetest"
 	"orgsync/reconcile"
 	"orgsync/salesforce"
@@ -55,7 +54,7 @@ func newOrg(t *testing.T, orgID string) (*fakeorg.Org, string, *salesforce.Clien
 // until the target has them all, the child linked.
 func startTwoOrgs(t *testing.T, n int) *twoOrgs {
 	t.Helper()
-	ns := queuetest.Start(t, queue.EmbeddedConfig{Listen: true})
+	ns := queuetest.Start(t, queuetest.Config{Listen: true})
 	e := &twoOrgs{natsURL: ns.ClientURL(), dataDir: t.TempDir()}
 	e.source, e.srcURL, e.src = newOrg(t, "00D000000000SRC")
 	e.target, e.tgtURL, e.tgt = newOrg(t, "00D000000000TGT")
