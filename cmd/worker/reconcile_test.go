@@ -244,6 +244,18 @@ func TestReconcileThroughTheCommandLine(t *testing.T) {
 		t.Errorf("%s differs only in case, trailing zeros and blank vs null, yet is reported", normalised)
 	}
 
+	// -where narrows the source side: without the record deleted in the
+	// target, nothing is missing; the extras stay (the target side is read
+	// whole). A condition Salesforce refuses is a clear error.
+	code, out, _ = e.reconcile(t, "-where", "Name != 'Account 003'")
+	if code != 1 || lastLine(out) != "missing 0, extra 2, different 2" {
+		t.Errorf("-where: exit %d\n%s", code, out)
+	}
+	code, _, stderr = e.reconcile(t, "-where", "Nope__c = 1")
+	if code != 1 || !strings.Contains(stderr, "worker: error:") || !strings.Contains(stderr, "Nope__c") {
+		t.Errorf("bad -where: exit %d\n%s", code, stderr)
+	}
+
 	// Text output: the differences, then the summary last.
 	code, out, _ = e.reconcile(t)
 	if code != 1 || lastLine(out) != "missing 1, extra 2, different 2" || !strings.Contains(out, "Phone: \"555-0004\" ≠ \"999\"") {
