@@ -162,27 +162,6 @@ func (w *Worker) writeBulk(ctx context.Context, gs []*group) ([]outcome, error) 
 	}
 	// Children whose parent is not in the target: written without it by
 	// collections calls, with a link event to follow.
-	for start := 0; start < len(orphans); start += salesforce.MaxCollection {
-		chunk := orphans[start:min(start+salesforce.MaxCollection, len(orphans))]
-		recs := make([]salesforce.Record, len(chunk))
-		for j, i := range chunk {
-			recs[j] = w.record(gs[i].ev, false)
-		}
-		res, err := w.callOnce(ctx, func(ctx context.Context) ([]salesforce.SaveResult, error) {
-			return w.cfg.Target.UpsertMany(ctx, sobject, ext, recs, false)
-		})
-		for j, i := range chunk {
-			switch {
-			case err != nil:
-				outs[i] = failure(err)
-			case j >= len(res):
-				outs[i] = failure(errors.New("replicate: target answered too few results"))
-			case res[j].Success:
-				outs[i] = writtenWithoutParent(res[j].ID)
-			default:
-				outs[i] = recordFailure(res[j].Err(), ext)
-			}
-		}
-	}
+	w.writeOrphans(ctx, gs, orphans, outs)
 	return outs, nil
 }

@@ -108,27 +108,37 @@ func (w *Worker) upsertMany(ctx context.Context, gs []*group) ([]outcome, error)
 	if len(orphans) == 0 {
 		return outs, nil
 	}
-	// Second call for the children whose parent is not in the target yet.
-	recs = recs[:0]
-	for _, i := range orphans {
-		recs = append(recs, w.record(gs[i].ev, false))
-	}
-	res, err = w.callOnce(ctx, func(ctx context.Context) ([]salesforce.SaveResult, error) {
-		return w.cfg.Target.UpsertMany(ctx, sobject, ext, recs, false)
-	})
-	for j, i := range orphans {
-		switch {
-		case err != nil:
-			outs[i] = failure(err)
-		case j >= len(res):
-			outs[i] = failure(errors.New("replicate: target answered too few results"))
-		case res[j].Success:
-			outs[i] = writtenWithoutParent(res[j].ID)
-		default:
-			outs[i] = recordFailure(res[j].Err(), ext)
+	w.writeOrphans(ctx, gs, orphans, outs)
+	return outs, nil
+}
+
+// writeOrphans writes the records gs[i] for i in orphans, whose parent is
+// not in the target, again without the parent (in collections calls of at
+// most 200), and sets their outcomes: written, with a link event to follow.
+func (w *Worker) writeOrphans(ctx context.Context, gs []*group, orphans []int, outs []outcome) {
+	ext := w.cfg.ExternalIDField
+	for start := 0; start < len(orphans); start += salesforce.MaxCollection {
+		chunk := orphans[start:min(start+salesforce.MaxCollection, len(orphans))]
+		recs := make([]salesforce.Record, len(chunk))
+		for j, i := range chunk {
+			recs[j] = w.record(gs[i].ev, false)
+		}
+		res, err := w.callOnce(ctx, func(ctx context.Context) ([]salesforce.SaveResult, error) {
+			return w.cfg.Target.UpsertMany(ctx, sobject, ext, recs, false)
+		})
+		for j, i := range chunk {
+			switch {
+			case err != nil:
+				outs[i] = failure(err)
+			case j >= len(res):
+				outs[i] = failure(errors.New("replicate: target answered too few results"))
+			case res[j].Success:
+				outs[i] = writtenWithoutParent(res[j].ID)
+			default:
+				outs[i] = recordFailure(res[j].Err(), ext)
+			}
 		}
 	}
-	return outs, nil
 }
 
 // upsertOutcome is the outcome of one record of an upsert (collections or
