@@ -213,6 +213,10 @@ const (
 type Batch struct {
 	Events         []*Event
 	LatestReplayID []byte
+	// PendingRequested is the server's count of events still requested
+	// after this response. An empty response with PendingRequested > 0
+	// means every event up to LatestReplayID was delivered.
+	PendingRequested int
 }
 
 // Stream is one Subscribe call. Recv must be called from one goroutine;
@@ -283,7 +287,8 @@ func (s *Stream) Recv() (*Batch, error) {
 		return nil, s.recvErr(err)
 	}
 	s.watch.Reset(s.c.cfg.IdleTimeout)
-	b := &Batch{LatestReplayID: resp.GetLatestReplayId(), Events: make([]*Event, 0, len(resp.GetEvents()))}
+	b := &Batch{LatestReplayID: resp.GetLatestReplayId(), PendingRequested: int(resp.GetPendingNumRequested()),
+		Events: make([]*Event, 0, len(resp.GetEvents()))}
 	for _, ce := range resp.GetEvents() {
 		pe := ce.GetEvent()
 		rec, err := s.c.Schema(s.ctx, pe.GetSchemaId())

@@ -103,6 +103,9 @@ func unwrapUnion(s avro.Schema, v any) any {
 		return v
 	}
 	for _, u := range s.(*avro.UnionSchema).Types() {
+		if r, ok := u.(*avro.RefSchema); ok {
+			u = r.Schema()
+		}
 		if n, ok := u.(avro.NamedSchema); ok {
 			if inner, ok := m[n.FullName()]; ok {
 				return inner
