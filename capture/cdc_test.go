@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -279,4 +280,45 @@ func TestCDCReadyzFalseUntilSubscribed(t *testing.T) {
 		t.Fatal("ready before Run")
 	}
 	_ = context.Background
+}
+
+// TestCDCSkipsOwnChanges: changes whose changeOrigin carries
+// client=orgsync are not published (two-way setups), but still move the
+// checkpoint.
+func TestCDCSkipsOwnChanges(t *testing.T) {
+	e := newCDCEnv(t, eventbus.Config{})
+	r := e.start(e.dbPath(), nil)
+	e.ready(r)
+	e.bus.Configure(eventbus.Settings{Origin: eventbus.DefaultOrigin + ";" + capture.OwnOrigin})
+	e.createREST("own", 2)
+	e.bus.Configure(eventbus.Settings{Origin: eventbus.DefaultOrigin})
+	theirs := e.createREST("theirs", 1)
+	eventually(t, "3 creates handled", func() bool { return r.cdc.Totals().Events[pubsub.ChangeCreate] == 3 })
+	if n := r.cdc.Totals().OwnChanges; n != 2 {
+		t.Fatalf("own changes %d, want 2", n)
+	}
+	e.assertStored(theirs)
+	eventually(t, "the checkpoint at the last event", func() bool {
+		rid, _ := r.cdc.Checkpoint()
+		return bytes.Equal(rid, e.bus.LatestReplayID())
+	})
+}
+
+// TestCDCReadsDiffFieldsBack: a long text field that arrives as a diff is
+// published with its whole value, read from the source.
+func TestCDCReadsDiffFieldsBack(t *testing.T) {
+	e := newCDCEnv(t, eventbus.Config{})
+	r := e.start(e.dbPath(), nil)
+	e.ready(r)
+	e.bus.Configure(eventbus.Settings{DiffCreates: true})
+	long := strings.Repeat("long text ", 150)
+	res, err := e.client().Create(t.Context(), "Account", salesforce.Record{"Name": "diff", "Description": long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the create", func() bool { return e.storedCount() == 1 })
+	evs, _ := e.stored()
+	if got := evs[res.ID].Fields["Description"]; got != long {
+		t.Fatalf("Description %.60q…, want the whole value", got)
+	}
 }

@@ -11,11 +11,13 @@ import (
 
 // adminSettings is the JSON of GET and PUT /_fake/pubsub.
 type adminSettings struct {
-	Retention *string `json:"retention,omitempty"`
-	Keepalive *string `json:"keepalive,omitempty"`
-	IdleClose *string `json:"idle_close,omitempty"`
-	Stall     *bool   `json:"stall,omitempty"`
-	Suppress  *bool   `json:"suppress,omitempty"`
+	Retention   *string `json:"retention,omitempty"`
+	Keepalive   *string `json:"keepalive,omitempty"`
+	IdleClose   *string `json:"idle_close,omitempty"`
+	Stall       *bool   `json:"stall,omitempty"`
+	Suppress    *bool   `json:"suppress,omitempty"`
+	Origin      *string `json:"change_origin,omitempty"`
+	DiffCreates *bool   `json:"diff_creates,omitempty"`
 }
 
 type adminState struct {
@@ -28,6 +30,8 @@ type adminState struct {
 	IdleClose      string `json:"idle_close"`
 	Stall          bool   `json:"stall"`
 	Suppress       bool   `json:"suppress"`
+	Origin         string `json:"change_origin"`
+	DiffCreates    bool   `json:"diff_creates"`
 }
 
 // AdminHandler serves the Pub/Sub admin endpoints (see the package
@@ -144,6 +148,12 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request) {
 		if in.Suppress != nil {
 			st.Suppress = *in.Suppress
 		}
+		if in.Origin != nil {
+			st.Origin = *in.Origin
+		}
+		if in.DiffCreates != nil {
+			st.DiffCreates = *in.DiffCreates
+		}
 		s.Configure(st)
 	default:
 		adminErr(w, http.StatusMethodNotAllowed, "use GET or PUT")
@@ -153,7 +163,7 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request) {
 	s.purgeLocked()
 	out := adminState{Events: len(s.events), Subscribers: s.subscribers, LatestReplayID: Hex(replayID(s.last)),
 		SchemaID: s.schema.id, Retention: s.retention.String(), Keepalive: s.keepalive.String(),
-		IdleClose: s.idleClose.String(), Stall: s.stall, Suppress: s.suppress}
+		IdleClose: s.idleClose.String(), Stall: s.stall, Suppress: s.suppress, Origin: s.origin, DiffCreates: s.diffCreates}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)

@@ -34,12 +34,14 @@
 //
 //	GET  /_fake/pubsub                 {"events":N,"subscribers":N,"latest_replay_id":"hex",…settings}
 //	PUT  /_fake/pubsub                 any of {"retention":"72h","keepalive":"60s","idle_close":"60s",
-//	                                   "stall":bool,"suppress":bool}
+//	                                   "stall":bool,"suppress":bool,"change_origin":"…","diff_creates":bool}
 //	POST /_fake/pubsub/gap             {"change_type":"GAP_CREATE","record_ids":["001…"]}
 //	POST /_fake/pubsub/overflow        {} (a GAP_OVERFLOW event for Account, committed now)
 //	PUT  /_fake/config                 also accepts "event_retention" ("72h")
 //
 // stall keeps streams open but sends nothing, not even keepalives;
 // suppress drops the org's changes instead of publishing them (so that a
-// forced gap or overflow event is the only trace of them).
+// forced gap or overflow event is the only trace of them); change_origin
+// sets the changeOrigin of later events (e.g. with ";client=orgsync");
+// diff_creates sends a create's long Description as a diff too.
 package eventbus

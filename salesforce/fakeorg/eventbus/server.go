@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -35,6 +36,9 @@ const (
 	// an org's that has seen some events.
 	firstCounter = 0x048744
 )
+
+// DefaultOrigin is the changeOrigin of the org's changes.
+const DefaultOrigin = "com/salesforce/api/rest/66.0"
 
 // Topics the fake serves.
 const (
@@ -91,6 +95,8 @@ type Server struct {
 	idleClose   time.Duration
 	stall       bool
 	suppress    bool
+	origin      string
+	diffCreates bool
 	subscribers int
 	changed     chan struct{} // closed and replaced on every new event or setting
 	grpc        *grpc.Server
@@ -110,7 +116,7 @@ func New(cfg Config) (*Server, error) {
 		orgID: cfg.Org.OrgID(), userID: cfg.Org.UserID(),
 		last: firstCounter - 1, purged: firstCounter - 1,
 		retention: cmpOr(cfg.Retention, DefaultRetention), keepalive: cmpOr(cfg.Keepalive, DefaultKeepalive),
-		idleClose: cmpOr(cfg.IdleClose, DefaultIdleClose), changed: make(chan struct{}),
+		idleClose: cmpOr(cfg.IdleClose, DefaultIdleClose), changed: make(chan struct{}), origin: DefaultOrigin,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -281,9 +287,16 @@ func (s *Server) onChange(c fakeorg.Change) {
 	if s.suppress {
 		return
 	}
-	h := header{changeType: c.Type, recordIDs: []string{c.RecordID}, origin: "com/salesforce/api/rest/66.0",
+	h := header{changeType: c.Type, recordIDs: []string{c.RecordID}, origin: s.origin,
 		txKey: txKey(), seq: 1, commit: c.Time, user: s.userID}
 	rec := c.Fields
+	if c.Type == fakeorg.ChangeCreate && s.diffCreates {
+		if d, ok := rec["Description"].(string); ok && len([]rune(d)) >= 1000 {
+			rec = maps.Clone(rec)
+			rec["Description"] = fakeDiff(d)
+			h.diffs = []string{"Description"}
+		}
+	}
 	switch c.Type {
 	case fakeorg.ChangeUpdate:
 		h.changed = s.schema.eventFieldNames(c.Changed)
@@ -343,13 +356,19 @@ func (s *Server) Overflow() {
 type Settings struct {
 	Retention, Keepalive, IdleClose time.Duration
 	Stall, Suppress                 bool
+	// Origin is the changeOrigin of the org's changes ("" keeps it),
+	// e.g. "com/salesforce/api/rest/66.0;client=orgsync" for a two-way
+	// setup's own writes.
+	Origin string
+	// DiffCreates sends long Description values of creates as diffs too.
+	DiffCreates bool
 }
 
 // Settings returns the current settings.
 func (s *Server) Settings() Settings {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Settings{s.retention, s.keepalive, s.idleClose, s.stall, s.suppress}
+	return Settings{s.retention, s.keepalive, s.idleClose, s.stall, s.suppress, s.origin, s.diffCreates}
 }
 
 // Configure replaces the settings; zero durations keep the current value.
@@ -359,7 +378,10 @@ func (s *Server) Configure(st Settings) {
 	s.retention = cmpOr(st.Retention, s.retention)
 	s.keepalive = cmpOr(st.Keepalive, s.keepalive)
 	s.idleClose = cmpOr(st.IdleClose, s.idleClose)
-	s.stall, s.suppress = st.Stall, st.Suppress
+	s.stall, s.suppress, s.diffCreates = st.Stall, st.Suppress, st.DiffCreates
+	if st.Origin != "" {
+		s.origin = st.Origin
+	}
 	s.purgeLocked()
 	s.notifyLocked()
 }
