@@ -2,7 +2,6 @@ package capture_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -135,9 +134,6 @@ func jsonNum(v any) any {
 	}
 	return v
 }
-
-// failing publishes nothing: every publish fails.
-type failing struct{ recorder }
 
 // TestCDCCheckpointMovesOnlyAfterAck: while JetStream refuses the events
 // the checkpoint stays; a restart resumes from it and loses nothing.
@@ -279,7 +275,6 @@ func TestCDCReadyzFalseUntilSubscribed(t *testing.T) {
 	if c.Ready() == nil {
 		t.Fatal("ready before Run")
 	}
-	_ = context.Background
 }
 
 // TestCDCSkipsOwnChanges: changes whose changeOrigin carries
