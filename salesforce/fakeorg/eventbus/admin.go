@@ -24,6 +24,7 @@ type adminState struct {
 	Events         int    `json:"events"`
 	Subscribers    int    `json:"subscribers"`
 	LatestReplayID string `json:"latest_replay_id"`
+	OldestReplayID string `json:"oldest_replay_id"` // "" when no event is retained
 	SchemaID       string `json:"schema_id"`
 	Retention      string `json:"retention"`
 	Keepalive      string `json:"keepalive"`
@@ -161,7 +162,11 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.purgeLocked()
-	out := adminState{Events: len(s.events), Subscribers: s.subscribers, LatestReplayID: Hex(replayID(s.last)),
+	oldest := ""
+	if len(s.events) > 0 {
+		oldest = Hex(s.events[0].replay)
+	}
+	out := adminState{OldestReplayID: oldest, Events: len(s.events), Subscribers: s.subscribers, LatestReplayID: Hex(replayID(s.last)),
 		SchemaID: s.schema.id, Retention: s.retention.String(), Keepalive: s.keepalive.String(),
 		IdleClose: s.idleClose.String(), Stall: s.stall, Suppress: s.suppress, Origin: s.origin, DiffCreates: s.diffCreates}
 	s.mu.Unlock()

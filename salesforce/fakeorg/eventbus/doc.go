@@ -32,7 +32,7 @@
 //
 // AdminHandler adds loopback tooling to the org's HTTP handler:
 //
-//	GET  /_fake/pubsub                 {"events":N,"subscribers":N,"latest_replay_id":"hex",…settings}
+//	GET  /_fake/pubsub                 {"events":N,"subscribers":N,"latest_replay_id":"HEX","oldest_replay_id":"HEX",…}
 //	PUT  /_fake/pubsub                 any of {"retention":"72h","keepalive":"60s","idle_close":"60s",
 //	                                   "stall":bool,"suppress":bool,"change_origin":"…","diff_creates":bool}
 //	POST /_fake/pubsub/gap             {"change_type":"GAP_CREATE","record_ids":["001…"]}
