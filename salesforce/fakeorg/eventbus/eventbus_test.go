@@ -234,3 +234,41 @@ func TestUnknownTopic(t *testing.T) {
 		t.Fatalf("unknown topic: %v", err)
 	}
 }
+
+// Bulk API 2.0 and Apex REST writes become change events too.
+func TestEventsFromBulkAndApexREST(t *testing.T) {
+	e := start(t, eventbus.Config{})
+	ctx := t.Context()
+	job, err := e.rest.CreateIngestJob(ctx, "Account", "insert", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rest.UploadJobData(ctx, job.ID, []byte("Name\nbulk-1\nbulk-2\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rest.CloseJob(ctx, job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rest.WaitJob(ctx, job.ID, 10*time.Millisecond, nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.rest.Call(ctx, http.MethodPost, "/services/apexrest/arrify/v1/accounts", []byte(`{"Name":"apex"}`), "application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("apex rest: %d %s", resp.Status, resp.Body)
+	}
+	evs := e.earliest(t, 3)
+	var names []string
+	for _, ev := range evs {
+		if ev.Header.ChangeType != pubsub.ChangeCreate {
+			t.Errorf("change type %s", ev.Header.ChangeType)
+		}
+		names = append(names, ev.Fields["Name"].(string))
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"apex", "bulk-1", "bulk-2"}) {
+		t.Fatalf("created %v", names)
+	}
+}
