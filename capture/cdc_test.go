@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"orgsync/capture"
 	"orgsync/event"
@@ -220,7 +221,9 @@ func TestCDCExpiredReplayCatchesUp(t *testing.T) {
 // and published.
 func TestCDCGapEventReadsRecords(t *testing.T) {
 	e := newCDCEnv(t, eventbus.Config{})
-	r := e.start(e.dbPath(), nil)
+	reg := prometheus.NewRegistry()
+	metrics := capture.NewCDCMetrics(reg)
+	r := e.start(e.dbPath(), func(c *capture.CDCConfig, _ *pubsub.Config) { c.CDCMetrics = metrics })
 	e.ready(r)
 	e.bus.Configure(eventbus.Settings{Suppress: true})
 	ids := e.createREST("gap", 2)
@@ -233,6 +236,62 @@ func TestCDCGapEventReadsRecords(t *testing.T) {
 		t.Fatalf("gap catch-ups %d, want 1", n)
 	}
 	e.assertStored(ids)
+	if got := counterValue(t, reg, "orgsync_cdc_catchups_total", "gap"); got != 1 {
+		t.Errorf("catchups_total{cause=gap} %v, want 1", got)
+	}
+	if got := counterValue(t, reg, "orgsync_cdc_events_total", "GAP_CREATE"); got != 1 {
+		t.Errorf("events_total{change_type=GAP_CREATE} %v, want 1", got)
+	}
+}
+
+// counterValue reads the series of a counter whose one label has value.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// TestCDCReadyzFollowsTheStream: ready once subscribed, not ready once the
+// Pub/Sub API is gone.
+func TestCDCReadyzFollowsTheStream(t *testing.T) {
+	e := newCDCEnv(t, eventbus.Config{})
+	reg := prometheus.NewRegistry()
+	metrics := capture.NewCDCMetrics(reg)
+	r := e.start(e.dbPath(), func(c *capture.CDCConfig, _ *pubsub.Config) { c.CDCMetrics = metrics })
+	e.ready(r)
+	eventually(t, "connected gauge 1", func() bool { return gaugeValue(t, reg, "orgsync_cdc_connected") == 1 })
+	e.bus.Stop()
+	eventually(t, "not ready", func() bool { return r.cdc.Ready() != nil })
+	eventually(t, "connected gauge 0", func() bool { return gaugeValue(t, reg, "orgsync_cdc_connected") == 0 })
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
 }
 
 // TestCDCOverflowCatchesUp: an overflow event leads to a SOQL catch-up over
