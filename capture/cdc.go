@@ -10,9 +10,12 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"orgsync/event"
 	"orgsync/salesforce"
 	"orgsync/salesforce/pubsub"
+	pb "orgsync/salesforce/pubsub/proto"
 	"orgsync/store"
 )
 
@@ -49,6 +52,7 @@ const (
 
 // Subscriber opens Pub/Sub API streams; *pubsub.Client is one.
 type Subscriber interface {
+	Topic(ctx context.Context, name string) (*pb.TopicInfo, error)
 	Subscribe(ctx context.Context, topic string, preset pubsub.Preset, replayID []byte) (*pubsub.Stream, error)
 }
 
@@ -430,6 +434,11 @@ func (c *CDC) handle(ctx context.Context, st releaser, b *pubsub.Batch) error {
 		h := ev.Header
 		c.count(func(t *CDCStats) { t.Events[h.ChangeType]++ })
 		c.cfg.CDCMetrics.event(h.ChangeType)
+		if h.EntityName != "" && h.EntityName != "Account" {
+			// /data/ChangeEvents carries every selected entity: only
+			// Accounts are replicated.
+			continue
+		}
 		if strings.Contains(h.ChangeOrigin, OwnOrigin) {
 			c.count(func(t *CDCStats) { t.OwnChanges++ })
 			stats.Skipped += len(h.RecordIDs)
@@ -749,6 +758,16 @@ func (c *CDC) init(ctx context.Context) error {
 			return fmt.Errorf("%w: -source-org-id %s is not the token's org %s", errSetup, org, known)
 		}
 		org = known
+	}
+	ti, err := c.cfg.PubSub.Topic(ctx, c.cfg.Topic)
+	var pe *pubsub.Error
+	switch {
+	case errors.As(err, &pe) && (pe.Code == codes.NotFound || pe.Code == codes.PermissionDenied):
+		return fmt.Errorf("%w: topic %s: %w (is Change Data Capture enabled for it, and may the user see it?)", errSetup, c.cfg.Topic, err)
+	case err != nil:
+		return fmt.Errorf("capture: topic %s: %w", c.cfg.Topic, err)
+	case !ti.GetCanSubscribe():
+		return fmt.Errorf("%w: topic %s: the integration user may not subscribe to it", errSetup, c.cfg.Topic)
 	}
 	name := CDCCheckpointName(org, c.cfg.Topic)
 	cp, err := c.cfg.Store.Checkpoint(name)

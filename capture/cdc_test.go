@@ -376,3 +376,25 @@ func TestCDCReadsDiffFieldsBack(t *testing.T) {
 		t.Fatalf("Description %.60q…, want the whole value", got)
 	}
 }
+
+// TestCDCUnknownTopicFails: a topic that does not exist is a setup error,
+// not an endless resubscription.
+func TestCDCUnknownTopicFails(t *testing.T) {
+	e := newCDCEnv(t, eventbus.Config{})
+	ps, err := pubsub.Dial(pubsub.Config{Addr: e.addr, Tokens: restAuth(e), TLS: e.tls})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	st := openStore(t, e.dbPath())
+	defer st.Close()
+	c, err := capture.NewCDC(capture.CDCConfig{Client: e.client(), PubSub: ps, Queue: e.q, Store: st,
+		Topic: "/data/NoSuchChangeEvent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "/data/NoSuchChangeEvent") {
+		t.Fatalf("Run: %v, want a setup error naming the topic", err)
+	}
+}
