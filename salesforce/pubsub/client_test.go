@@ -63,6 +63,9 @@ func TestSubscribeDecodesChanges(t *testing.T) {
 			t.Errorf("header %+v", e.Header)
 		}
 	}
+	if n := f.bus.Calls("GetSchema"); n != 1 {
+		t.Errorf("GetSchema called %d times for 3 events of one schema, want 1 (cached)", n)
+	}
 	cr, up, del := evs[0], evs[1], evs[2]
 	if cr.Header.ChangeType != pubsub.ChangeCreate || cr.Fields["Name"] != "Acme" || cr.Fields["Phone"] != "555" {
 		t.Errorf("create: %s %v", cr.Header.ChangeType, cr.Fields)

@@ -16,4 +16,8 @@
 // again from its checkpoint. Errors the server sends are *Error values
 // carrying the gRPC status and the error-code trailer; ErrReplayInvalid,
 // ErrUnauthenticated and ErrStalled are matched with errors.Is.
+//
+// A Stream is one Subscribe call; resubscribing (from a checkpoint, with
+// backoff, and what to do about an expired replay ID) is the caller's
+// decision: orgsync's capture.CDC does it.
 package pubsub

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -98,7 +99,8 @@ type Server struct {
 	origin      string
 	diffCreates bool
 	subscribers int
-	changed     chan struct{} // closed and replaced on every new event or setting
+	changed     chan struct{}  // closed and replaced on every new event or setting
+	calls       map[string]int // unary RPCs served, by method name
 	grpc        *grpc.Server
 }
 
@@ -117,6 +119,7 @@ func New(cfg Config) (*Server, error) {
 		last: firstCounter - 1, purged: firstCounter - 1,
 		retention: cmpOr(cfg.Retention, DefaultRetention), keepalive: cmpOr(cfg.Keepalive, DefaultKeepalive),
 		idleClose: cmpOr(cfg.IdleClose, DefaultIdleClose), changed: make(chan struct{}), origin: DefaultOrigin,
+		calls: map[string]int{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -192,7 +195,10 @@ func (s *Server) authenticate(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) unaryAuth(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	s.mu.Lock()
+	s.calls[path.Base(info.FullMethod)]++
+	s.mu.Unlock()
 	if err := s.authenticate(ctx); err != nil {
 		return nil, err
 	}
@@ -572,6 +578,14 @@ func wait(ctx context.Context, readErr <-chan error, changed <-chan struct{}, mo
 
 // Hex renders a replay ID for logs and the admin endpoint.
 func Hex(b []byte) string { return strings.ToUpper(hex.EncodeToString(b)) }
+
+// Calls returns how many times a unary RPC ("GetSchema", "GetTopic") was
+// called, authenticated or not.
+func (s *Server) Calls(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[method]
+}
 
 // Subscribers returns the number of positioned subscriptions: a
 // subscription counts once its first FetchRequest was read and its start
