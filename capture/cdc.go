@@ -243,7 +243,7 @@ func (c *CDC) setState(connected, catching bool) {
 // checkpoint, never from the newest event.
 func (c *CDC) Run(ctx context.Context) error {
 	var pending *catchUp
-	for {
+	for wait := c.cfg.MinBackoff; ; wait = min(2*wait, c.cfg.MaxBackoff) {
 		err := c.init(ctx)
 		if err == nil {
 			break
@@ -254,8 +254,8 @@ func (c *CDC) Run(ctx context.Context) error {
 		if errors.Is(err, errSetup) || salesforce.Classify(err) == salesforce.Permanent {
 			return err
 		}
-		c.log.Error("cdc: cannot set up the source; retrying", "err", err)
-		if !sleep(ctx, c.cfg.MinBackoff) {
+		c.log.Error("cdc: cannot set up the source; retrying", "err", err, "backoff", wait)
+		if !sleep(ctx, wait) {
 			return nil
 		}
 	}
@@ -290,7 +290,9 @@ func (c *CDC) Run(ctx context.Context) error {
 			c.log.Warn("CDC REPLAY ID REFUSED (expired or invalid): subscribing afresh, then catching up by SOQL from the checkpoint's commit time",
 				"err", err, "catch_up_from", from)
 			pending = &catchUp{cause: CauseReplayInvalid, from: from}
-			continue // a fresh subscription needs no backoff
+			if !fresh {
+				continue // a fresh subscription needs no backoff (but never twice in a row)
+			}
 		case errors.Is(err, pubsub.ErrStalled):
 			c.count(func(t *CDCStats) { t.Reconnects[ReconnectStalled]++ })
 			c.cfg.CDCMetrics.reconnect(ReconnectStalled)
