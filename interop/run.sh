@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop smoke: start cmd/fakeorg on a free loopback port, run unmodified
 # third-party Salesforce clients against it (jsforce from npm, at jsforce's
-# default API version and at 63.0; k-capehart/go-salesforce v3), stop it,
+# default API version and at 63.0; k-capehart/go-salesforce v3; the Pub/Sub
+# API client salesforce-pubsub-api-client 5.x against -pubsub-addr), stop it,
 # print a summary. Exit status 1 if any smoke failed, 2 on setup errors.
 #
 #   interop/run.sh            from anywhere in a clone; needs go and node/npm
@@ -37,12 +38,15 @@ echo "== installing jsforce (npm ci)"
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
 ) || { echo "run.sh: npm install failed" >&2; exit 2; }
 
+echo "== installing salesforce-pubsub-api-client (npm ci)"
+(cd "$here/pubsub" && npm ci --no-audit --no-fund --loglevel=error) || { echo "run.sh: npm install failed" >&2; exit 2; }
+
 echo "== fetching go-salesforce (go mod download)"
 (cd "$here/gosalesforce" && go mod download) || { echo "run.sh: go mod download failed" >&2; exit 2; }
 
 echo "== starting fakeorg"
 # shellcheck disable=SC2086
-"$work/fakeorg" -addr 127.0.0.1:0 ${FAKEORG_ARGS:-} >"$work/fakeorg.out" 2>"$work/fakeorg.err" &
+"$work/fakeorg" -addr 127.0.0.1:0 -pubsub-addr 127.0.0.1:0 ${FAKEORG_ARGS:-} >"$work/fakeorg.out" 2>"$work/fakeorg.err" &
 fake_pid=$!
 url=""
 for _ in $(seq 1 150); do
@@ -56,7 +60,8 @@ if [ -z "$url" ]; then
   cat "$work/fakeorg.out" "$work/fakeorg.err" >&2
   exit 2
 fi
-echo "fakeorg at $url (pid $fake_pid)"
+pubsub_addr="$(sed -n 's/^fakeorg pubsub listening on \([^ ]*\).*$/\1/p' "$work/fakeorg.out" | head -n1)"
+echo "fakeorg at $url, pubsub at $pubsub_addr (pid $fake_pid)"
 
 declare -a names=() codes=()
 run_smoke() { # name, then the command
@@ -70,6 +75,7 @@ run_smoke() { # name, then the command
 
 run_smoke "jsforce (default API version)" env -u JSFORCE_VERSION node "$here/jsforce/smoke.mjs" "$url"
 run_smoke "jsforce (API 63.0)" env JSFORCE_VERSION=63.0 node "$here/jsforce/smoke.mjs" "$url"
+run_smoke "salesforce-pubsub-api-client" node "$here/pubsub/smoke.mjs" "$url" "$pubsub_addr"
 run_smoke "go-salesforce" bash -c 'cd "$1" && go run . "$2"' _ "$here/gosalesforce" "$url"
 
 echo

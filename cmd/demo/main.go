@@ -35,11 +35,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	latency := fs.Duration("latency", 50*time.Millisecond, "latency the target org adds to every call")
 	failRate := fs.Float64("fail-rate", 0.02, "share of target calls answered 503 SERVER_UNAVAILABLE")
 	verbose := fs.Bool("v", false, "show the components' logs on stderr")
+	capt := fs.String("capture", "poll", "how the producer captures: poll (SOQL) or cdc (Change Data Capture over the fake's Pub/Sub API)")
 	if err := cli.Parse(fs, args, getenv); err != nil {
 		return cli.Exit(err, stderr, "demo", "demo")
 	}
-	if *accounts < 1 || *workers < 1 || *latency < 0 || *failRate < 0 || *failRate >= 1 || fs.NArg() > 0 {
-		return cli.Exit(cli.Usagef("want -accounts ≥ 1, -workers ≥ 1, -latency ≥ 0, 0 ≤ -fail-rate < 1, no arguments"), stderr, "demo", "demo")
+	if *accounts < 1 || *workers < 1 || *latency < 0 || *failRate < 0 || *failRate >= 1 || fs.NArg() > 0 ||
+		(*capt != "poll" && *capt != "cdc") {
+		return cli.Exit(cli.Usagef("want -accounts ≥ 1, -workers ≥ 1, -latency ≥ 0, 0 ≤ -fail-rate < 1, -capture poll|cdc, no arguments"), stderr, "demo", "demo")
 	}
 	var log *slog.Logger
 	if *verbose {
@@ -47,7 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	_, err := demo.Run(ctx, demo.Config{
 		Accounts: *accounts, Workers: *workers, Latency: *latency, FailRate: *failRate,
-		Out: stdout, Logger: log,
+		Out: stdout, Logger: log, Capture: *capt,
 	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

@@ -4,6 +4,7 @@
 //	fakeorg -addr 127.0.0.1:8081 -org-id 00D… -client-id demo -client-secret demo-secret
 //	        -username integration@example.com -jwt-cert FILE -external-id-field Source_Id__c
 //	        -latency 0s -fail-rate 0 -lock-rate 0 -token-ttl 0 -daily-api-limit 100000 -reject-name REGEX
+//	        -pubsub-addr 127.0.0.1:0 -event-retention 72h -pubsub-tls-cert FILE -pubsub-tls-key FILE
 //
 // Every flag can also be set through ORGSYNC_ + its name in upper snake case
 // (-fail-rate ↔ ORGSYNC_FAIL_RATE); the command line wins. Once it serves it
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "access token lifetime (0: never expire)")
 	fs.IntVar(&cfg.DailyAPILimit, "daily-api-limit", fakeorg.DefaultDailyAPILimit, "daily API request allocation")
 	fs.StringVar(&cfg.RejectName, "reject-name", "", "regular `expression`: a validation rule rejects Account names matching it")
+	var ps pubsubFlags
+	ps.register(fs)
 
 	if err := cli.Parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -93,7 +96,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "fakeorg:", err)
 		return 1
 	}
-	srv := &http.Server{Handler: org, ReadHeaderTimeout: 10 * time.Second}
+	bus, handler, err := ps.start(org, logger, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "fakeorg:", err)
+		ln.Close()
+		return 1
+	}
+	if bus != nil {
+		defer bus.Stop()
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("fake org ready", "org_id", org.OrgID(), "client_id", cfg.ClientID,

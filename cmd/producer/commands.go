@@ -21,6 +21,7 @@ const usage = `usage:
   producer poll     [-once] [flags]     capture new Accounts by SOQL polling of the source org
   producer serve    [flags]             POST /v1/accounts endpoint for a bulk-safe Apex trigger
   producer publish  [-file F] [flags]   publish NDJSON Account records (stdin by default)
+  producer cdc      [flags]             capture new Accounts from Change Data Capture (Pub/Sub API)
 Run "producer COMMAND -h" for a command's flags.
 `
 
@@ -37,6 +38,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		err = cmdServe(ctx, args[1:], getenv, stderr)
 	case "publish":
 		err = cmdPublish(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "cdc":
+		err = cmdCDC(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -29,6 +30,7 @@ import (
 	"orgsync/replicate"
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
+	"orgsync/salesforce/fakeorg/eventbus"
 )
 
 // Config is the demo's settings (the flags of cmd/demo).
@@ -47,6 +49,9 @@ type Config struct {
 	Logger   *slog.Logger // the components' logs; nil discards
 	// Timeout bounds each phase (default 2 minutes).
 	Timeout time.Duration
+	// Capture is how the producer captures: "poll" (default) or "cdc"
+	// (Change Data Capture from the source's fake Pub/Sub API).
+	Capture string
 }
 
 // Report is what a run found.
@@ -55,7 +60,8 @@ type Report struct {
 	Reasons                                  map[string]int // "CODE: message" → count
 	TargetCalls, WriteCalls, SourceCalls     int
 	Elapsed                                  time.Duration
-	Links                                    int // child records linked to their parent
+	Links                                    int    // child records linked to their parent
+	Capture                                  string // "poll" or "cdc"
 	Problems                                 []string
 }
 
@@ -83,6 +89,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Capture == "" {
+		cfg.Capture = "poll"
+	}
+	if cfg.Capture != "poll" && cfg.Capture != "cdc" {
+		return nil, fmt.Errorf("demo: capture %q must be poll or cdc", cfg.Capture)
 	}
 	if cfg.FailRate < 0 || cfg.FailRate >= 1 {
 		return nil, fmt.Errorf("demo: fail rate %v must be in [0, 1)", cfg.FailRate)
@@ -131,14 +143,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	fmt.Fprintf(out, "orgsync demo: %d Accounts from a source org to a target org through JetStream, %d workers\n", cfg.Accounts, cfg.Workers)
 	fmt.Fprintf(out, "  source org %s at %s\n  target org %s at %s (latency %v, %.0f%% of calls fail with 503,\n", source.OrgID(), sourceURL, target.OrgID(), targetURL, cfg.Latency, 100*cfg.FailRate)
 	fmt.Fprintf(out, "  and a validation rule rejects names starting with %q)\n", rejectPrefix)
+	var cdcAddr string
+	var bus *eventbus.Server
+	if cfg.Capture == "cdc" {
+		var stopBus func()
+		if bus, cdcAddr, stopBus, err = servePubSub(source); err != nil {
+			return nil, err
+		}
+		defer stopBus()
+		fmt.Fprintf(out, "  capture: Change Data Capture from the source's Pub/Sub API at %s\n", cdcAddr)
+	}
 
 	// Accounts in the source: some are children of an earlier Account, some
-	// break the target's validation rule.
-	want, children, err := seed(source, cfg.Accounts, cfg.RejectEvery)
-	if err != nil {
-		return nil, err
+	// break the target's validation rule. With CDC they are created once
+	// the producer subscribed, so that they travel as change events.
+	var want, children map[string]string
+	if cfg.Capture == "poll" {
+		if want, children, err = seed(source, cfg.Accounts, cfg.RejectEvery); err != nil {
+			return nil, err
+		}
 	}
-	rep := &Report{Accounts: cfg.Accounts, Reasons: map[string]int{}}
+	rep := &Report{Accounts: cfg.Accounts, Reasons: map[string]int{}, Capture: cfg.Capture}
 
 	// The pipeline.
 	runCtx, stop := context.WithCancel(ctx)
@@ -147,7 +172,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	creds := func(url string) salesforce.AuthConfig {
 		return salesforce.AuthConfig{URL: url, ClientID: fakeorg.DefaultClientID, ClientSecret: fakeorg.DefaultClientSecret}
 	}
+	cdcReady := make(chan *capture.CDC, 1)
 	g.Go(func() error {
+		if cfg.Capture == "cdc" {
+			_, err := app.RunCDC(gctx, app.CDCConfig{
+				NATS: app.NATSConfig{Conn: nc}, Source: creds(sourceURL), DataDir: dir,
+				PubSubAddr: cdcAddr, PubSubInsecure: true,
+				CDC:    capture.CDCConfig{SkipField: "Source_Id__c", Settle: 100 * time.Millisecond},
+				Ready:  func(c *capture.CDC) { cdcReady <- c },
+				Logger: cfg.Logger.With("component", "producer"),
+			})
+			return err
+		}
 		_, err := app.RunPoller(gctx, app.PollerConfig{
 			NATS: app.NATSConfig{Conn: nc}, Source: creds(sourceURL), DataDir: dir,
 			Poll:   capture.PollerConfig{Interval: 200 * time.Millisecond, SkipField: "Source_Id__c", RateLimit: -1},
@@ -171,6 +207,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			failed <- err
 		}
 	}()
+	if cfg.Capture == "cdc" {
+		var c *capture.CDC
+		select {
+		case c = <-cdcReady:
+		case err := <-failed:
+			return nil, err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if err := wait(ctx, failed, cfg.Timeout, func() (bool, error) {
+			return c.Ready() == nil && bus.Subscribers() > 0, nil
+		}); err != nil {
+			return nil, fmt.Errorf("demo: subscribing to change events: %w", err)
+		}
+		if want, children, err = seed(source, cfg.Accounts, cfg.RejectEvery); err != nil {
+			return nil, err
+		}
+	}
 
 	// Phase 1: every Account synced or dead-lettered.
 	start := time.Now()
@@ -260,6 +314,25 @@ func serveOrg(cfg fakeorg.Config) (*fakeorg.Org, string, func(), error) {
 	srv := &http.Server{Handler: org, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return org, "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// servePubSub serves the source's Pub/Sub API over TLS (a self-signed
+// certificate) on a loopback port.
+func servePubSub(org *fakeorg.Org) (*eventbus.Server, string, func(), error) {
+	bus, err := eventbus.New(eventbus.Config{Org: org})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cert, _, err := eventbus.SelfSigned()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	go func() { _ = bus.Serve(ln, credentials.NewServerTLSFromCert(&cert)) }()
+	return bus, ln.Addr().String(), bus.Stop, nil
 }
 
 // seed creates n Accounts in the source org and returns their names by
@@ -395,7 +468,11 @@ func printReport(out io.Writer, r *Report) {
 	}
 	fmt.Fprintf(out, "  target API calls:  %d, of which %d upsert calls (%.1f records per write call);\n", r.TargetCalls, r.WriteCalls, perCall)
 	fmt.Fprintf(out, "                     the trigger + @future recipe makes one call per record: %d\n", r.Accounts)
-	fmt.Fprintf(out, "  source API calls:  %d (polling)\n", r.SourceCalls)
+	how := "polling"
+	if r.Capture == "cdc" {
+		how = "Change Data Capture: describe and catch-ups only"
+	}
+	fmt.Fprintf(out, "  source API calls:  %d (%s)\n", r.SourceCalls, how)
 	fmt.Fprintf(out, "  elapsed:           %.1f s, %.0f records/s\n", r.Elapsed.Seconds(), float64(r.Synced+r.DeadLettered)/r.Elapsed.Seconds())
 }
 

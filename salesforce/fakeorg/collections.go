@@ -106,6 +106,7 @@ func (o *Org) duplicateExternalIDs(recs []*recordInput) map[int]*Error {
 // finish rolls an allOrNone call back when any record failed: successful
 // records then fail with ALL_OR_NONE_OPERATION_ROLLED_BACK.
 func finish(allOrNone bool, tx *txn, results []saveResult) {
+	defer tx.commit()
 	if !allOrNone {
 		return
 	}

@@ -133,6 +133,7 @@ type Org struct {
 	apiUsed     int
 	apiCalls    int
 	byRoute     map[string]int
+	listeners   []func(Change) // OnChange (changes.go)
 }
 
 // liveConfig holds the settings PUT /_fake/config may change.

@@ -47,7 +47,8 @@ type writeOpts struct {
 
 // txn collects undo steps so an allOrNone call can roll back.
 type txn struct {
-	undo []func()
+	undo    []func()
+	pending []func() // change notes, run on commit (changes.go)
 }
 
 func (t *txn) rollback() {
@@ -55,6 +56,7 @@ func (t *txn) rollback() {
 		t.undo[i]()
 	}
 	t.undo = nil
+	t.pending = nil
 }
 
 func jsonParserError(msg string) *Error {
@@ -458,6 +460,7 @@ func (o *Org) commitCreate(merged Record, createdAt time.Time, tx *txn) string {
 	o.accounts[id] = &account{f: merged}
 	o.order = append(o.order, id)
 	o.indexAdd(id, merged)
+	o.noteChange(tx, ChangeCreate, nil, merged)
 	if tx != nil {
 		tx.undo = append(tx.undo, func() {
 			o.indexRemove(id, merged)
@@ -480,6 +483,7 @@ func (o *Org) commitUpdate(a *account, merged Record, tx *txn) {
 	o.indexRemove(old["Id"].(string), old)
 	a.f = merged
 	o.indexAdd(merged["Id"].(string), merged)
+	o.noteChange(tx, ChangeUpdate, old, merged)
 	if tx != nil {
 		tx.undo = append(tx.undo, func() {
 			o.indexRemove(merged["Id"].(string), merged)
@@ -521,6 +525,7 @@ func (o *Org) softDelete(a *account, tx *txn, faults bool) *Error {
 	f["SystemModstamp"] = now
 	o.indexRemove(old["Id"].(string), old)
 	a.f, a.deleted = f, true
+	o.noteChange(tx, ChangeDelete, old, f)
 	if tx != nil {
 		tx.undo = append(tx.undo, func() {
 			a.f, a.deleted = old, false
