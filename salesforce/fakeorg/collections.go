@@ -137,7 +137,7 @@ func (o *Org) handleCollectionCreate(w http.ResponseWriter, r *http.Request, c *
 	}
 	dups := o.duplicateExternalIDs(recs)
 	results := make([]saveResult, len(recs))
-	tx := &txn{}
+	tx := c.newTxn()
 	o.mu.Lock()
 	for i, in := range recs {
 		if e := dups[i]; e != nil {
@@ -165,7 +165,7 @@ func (o *Org) handleCollectionUpdate(w http.ResponseWriter, r *http.Request, c *
 	}
 	dups := o.duplicateExternalIDs(recs)
 	results := make([]saveResult, len(recs))
-	tx := &txn{}
+	tx := c.newTxn()
 	o.mu.Lock()
 	for i, in := range recs {
 		id := in.id
@@ -223,7 +223,7 @@ func (o *Org) handleCollectionDelete(w http.ResponseWriter, r *http.Request, c *
 	}
 	allOrNone := strings.EqualFold(q.Get("allOrNone"), "true")
 	results := make([]saveResult, len(ids))
-	tx := &txn{}
+	tx := c.newTxn()
 	o.mu.Lock()
 	for i, raw := range ids {
 		id := raw
@@ -334,7 +334,7 @@ func (o *Org) handleCollectionUpsert(w http.ResponseWriter, r *http.Request, c *
 	}
 	dups := o.duplicateExternalIDs(recs)
 	results := make([]saveResult, len(recs))
-	tx := &txn{}
+	tx := c.newTxn()
 	o.mu.Lock()
 	for i, in := range recs {
 		if byID {

@@ -1,0 +1,198 @@
+package salesforce
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Limits of one POST /composite call: at most MaxCompositeSubrequests
+// subrequests, at most MaxCompositeCollections of them sObject Collections
+// or query operations. Salesforce counts the whole call as one API request.
+const (
+	MaxCompositeSubrequests = 25
+	MaxCompositeCollections = 5
+)
+
+// CompositeSubrequest is one subrequest of a Composite call. URL is
+// instance-relative ("/services/data/v61.0/composite/sobjects/Account/Ext__c");
+// Body, when not nil, is encoded as JSON.
+type CompositeSubrequest struct {
+	Method      string            `json:"method"`
+	URL         string            `json:"url"`
+	ReferenceID string            `json:"referenceId"`
+	Body        any               `json:"body,omitempty"`
+	HTTPHeaders map[string]string `json:"httpHeaders,omitempty"`
+}
+
+// CompositeResult is the answer to one subrequest, in request order.
+type CompositeResult struct {
+	ReferenceID    string            `json:"referenceId"`
+	HTTPStatusCode int               `json:"httpStatusCode"`
+	HTTPHeaders    map[string]string `json:"httpHeaders"`
+	Body           json.RawMessage   `json:"body"`
+	route          string
+}
+
+// Err returns the subrequest's failure as a whole, an *APIError with its
+// status and the route of the subrequest, or nil for a 2xx answer.
+func (r CompositeResult) Err() error {
+	if r.HTTPStatusCode >= 200 && r.HTTPStatusCode <= 299 {
+		return nil
+	}
+	e := ParseAPIError(r.HTTPStatusCode, r.Body)
+	e.Method, _, _ = strings.Cut(r.route, " ")
+	e.Route = r.route
+	return e
+}
+
+// referenceIDPattern is what a referenceId may hold.
+var referenceIDPattern = regexp.MustCompile(`^[A-Za-z0-9_]{1,80}$`)
+
+type compositeRequest struct {
+	AllOrNone          bool                  `json:"allOrNone"`
+	CollateSubrequests bool                  `json:"collateSubrequests"`
+	CompositeRequest   []CompositeSubrequest `json:"compositeRequest"`
+}
+
+type compositeResponse struct {
+	CompositeResponse []CompositeResult `json:"compositeResponse"`
+}
+
+// Composite sends the subrequests in one POST /composite call (collation
+// off: subrequests run in order) and returns one result per subrequest, in
+// order. With allOrNone, one failed subrequest rolls back all; the others
+// then answer 400 PROCESSING_HALTED. More than MaxCompositeSubrequests
+// subrequests are refused with ErrTooManyRecords before anything is sent.
+// An error is returned for a failure of the call as a whole (an *APIError,
+// a transport error) or an answer whose results do not match the
+// subrequests; a failed subrequest is in its result (see CompositeResult.Err).
+func (c *Client) Composite(ctx context.Context, allOrNone bool, subs []CompositeSubrequest) ([]CompositeResult, error) {
+	const route = "POST /composite"
+	if len(subs) > MaxCompositeSubrequests {
+		return nil, fmt.Errorf("%w: %d subrequests, at most %d in one composite call", ErrTooManyRecords, len(subs), MaxCompositeSubrequests)
+	}
+	if len(subs) == 0 {
+		return []CompositeResult{}, nil
+	}
+	seen := make(map[string]bool, len(subs))
+	for _, s := range subs {
+		if !referenceIDPattern.MatchString(s.ReferenceID) || seen[s.ReferenceID] {
+			return nil, fmt.Errorf("%w: composite referenceId %q must be unique letters, digits and _", ErrInvalidRequest, clipText(s.ReferenceID, 100))
+		}
+		seen[s.ReferenceID] = true
+		if !strings.HasPrefix(s.URL, "/services/") {
+			return nil, fmt.Errorf("%w: composite subrequest url %q must start with /services/", ErrInvalidRequest, clipText(s.URL, 100))
+		}
+	}
+	resp, err := c.do(ctx, http.MethodPost, c.dataPath("/composite"), route,
+		compositeRequest{AllOrNone: allOrNone, CompositeRequest: subs})
+	if err != nil {
+		return nil, err
+	}
+	var out compositeResponse
+	if err := decode(resp, route, &out); err != nil {
+		return nil, err
+	}
+	res := out.CompositeResponse
+	if len(res) == 1 && len(subs) > 1 && res[0].HTTPStatusCode >= 400 {
+		// The call refused as a whole (e.g. LIMIT_EXCEEDED) answers one
+		// result for the request.
+		res[0].route = route
+		return nil, c.redactAPIError(res[0].Err())
+	}
+	if len(res) != len(subs) {
+		return nil, fmt.Errorf("salesforce: %s: %d results for %d subrequests", route, len(res), len(subs))
+	}
+	for i := range res {
+		if res[i].ReferenceID != subs[i].ReferenceID {
+			return nil, fmt.Errorf("salesforce: %s: result %d is for %q, not %q", route, i, clipText(res[i].ReferenceID, 100), subs[i].ReferenceID)
+		}
+		res[i].route = subs[i].Method + " " + routeOf(subs[i].URL)
+	}
+	return res, nil
+}
+
+func (c *Client) redactAPIError(err error) error {
+	if e, ok := err.(*APIError); ok {
+		e.Message = c.auth.redact(e.Message)
+		for i := range e.Errors {
+			e.Errors[i].Message = c.auth.redact(e.Errors[i].Message)
+		}
+	}
+	return err
+}
+
+// CollectionResult is the outcome of one collections subrequest of
+// UpsertComposite: Err is its failure as a whole (an *APIError, to be
+// passed to Classify), otherwise Results has one result per record.
+type CollectionResult struct {
+	Results []SaveResult
+	Err     error
+}
+
+// UpsertComposite upserts up to MaxCompositeCollections lists of up to
+// MaxCollection records each in one POST /composite call (counted as one
+// API request): one sObject Collections upsert by extIDField per list,
+// allOrNone false both for the composite and for each list, so every list
+// and every record stands on its own. It returns one CollectionResult per
+// list, in order. Limits are checked before anything is sent
+// (ErrTooManyRecords); an empty list is not sent and gets no results.
+func (c *Client) UpsertComposite(ctx context.Context, sobject, extIDField string, lists [][]Record) ([]CollectionResult, error) {
+	if len(lists) > MaxCompositeCollections {
+		return nil, fmt.Errorf("%w: %d collections, at most %d in one composite call", ErrTooManyRecords, len(lists), MaxCompositeCollections)
+	}
+	if err := checkName("sobject", sobject); err != nil {
+		return nil, err
+	}
+	if err := checkName("external id field", extIDField); err != nil {
+		return nil, err
+	}
+	url := c.dataPath("/composite/sobjects/" + sobject + "/" + extIDField)
+	subs := make([]CompositeSubrequest, 0, len(lists))
+	index := make([]int, 0, len(lists))
+	for i, recs := range lists {
+		if len(recs) > MaxCollection {
+			return nil, fmt.Errorf("%w (%d in list %d)", ErrTooManyRecords, len(recs), i)
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		subs = append(subs, CompositeSubrequest{
+			Method: http.MethodPatch, URL: url, ReferenceID: "upsert" + strconv.Itoa(i),
+			Body: collectionRequest{Records: typedRecords(sobject, recs)},
+		})
+		index = append(index, i)
+	}
+	out := make([]CollectionResult, len(lists))
+	if len(subs) == 0 {
+		return out, nil
+	}
+	res, err := c.Composite(ctx, false, subs)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range res {
+		i := index[j]
+		if err := r.Err(); err != nil {
+			out[i].Err = c.redactAPIError(err)
+			continue
+		}
+		var results []SaveResult
+		if err := json.Unmarshal(r.Body, &results); err != nil {
+			out[i].Err = fmt.Errorf("salesforce: %s: decoding subrequest %s: %w", r.route, r.ReferenceID, err)
+			continue
+		}
+		if len(results) != len(lists[i]) {
+			out[i].Err = fmt.Errorf("salesforce: %s: subrequest %s: %d results for %d records", r.route, r.ReferenceID, len(results), len(lists[i]))
+			continue
+		}
+		c.redactResults(results)
+		out[i].Results = results
+	}
+	return out, nil
+}
