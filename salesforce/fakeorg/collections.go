@@ -153,6 +153,7 @@ func (o *Org) handleCollectionCreate(w http.ResponseWriter, r *http.Request, c *
 	}
 	finish(allOrNone, tx, results)
 	o.mu.Unlock()
+	o.recordDelay(r, len(results))
 	writeJSON(w, http.StatusOK, results)
 }
 
@@ -190,6 +191,7 @@ func (o *Org) handleCollectionUpdate(w http.ResponseWriter, r *http.Request, c *
 	}
 	finish(allOrNone, tx, results)
 	o.mu.Unlock()
+	o.recordDelay(r, len(results))
 	writeJSON(w, http.StatusOK, results)
 }
 
@@ -246,6 +248,7 @@ func (o *Org) handleCollectionDelete(w http.ResponseWriter, r *http.Request, c *
 	}
 	finish(allOrNone, tx, results)
 	o.mu.Unlock()
+	o.recordDelay(r, len(results))
 	writeJSON(w, http.StatusOK, results)
 }
 
@@ -345,6 +348,7 @@ func (o *Org) handleCollectionUpsert(w http.ResponseWriter, r *http.Request, c *
 	}
 	finish(allOrNone, tx, results)
 	o.mu.Unlock()
+	o.recordDelay(r, len(results))
 	writeJSON(w, http.StatusOK, results)
 }
 

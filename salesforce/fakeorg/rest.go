@@ -286,6 +286,23 @@ func (o *Org) begin(w http.ResponseWriter, r *http.Request, route string, exempt
 	return true
 }
 
+// recordDelay waits the per-record latency for n records written by the
+// call (or until the client goes away).
+func (o *Org) recordDelay(r *http.Request, n int) {
+	o.mu.Lock()
+	d := o.live.perRecord * time.Duration(n)
+	o.mu.Unlock()
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+}
+
 // account counts a call in the stats and, unless exempt, in the daily API
 // usage, and sets Sforce-Limit-Info. It returns false when the daily limit
 // is already used up (the call is then not counted in the usage).

@@ -127,6 +127,7 @@ func (o *Org) handleCreate(w http.ResponseWriter, r *http.Request, c *call) {
 		id = o.commitCreate(merged, time.Time{}, c.txn())
 	}
 	o.mu.Unlock()
+	o.recordDelay(r, 1)
 	if err != nil {
 		writeErrors(w, http.StatusBadRequest, err)
 		return
@@ -191,6 +192,7 @@ func (o *Org) handleUpdate(w http.ResponseWriter, r *http.Request, c *call) {
 	o.mu.Lock()
 	err = o.updateLocked(c.segs[2], in, writeOpts{single: true, faults: true}, c.txn())
 	o.mu.Unlock()
+	o.recordDelay(r, 1)
 	if err != nil {
 		writeErrors(w, statusOf(err), err)
 		return
@@ -285,6 +287,7 @@ func (o *Org) handleUpsert(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 	}
 	o.mu.Unlock()
+	o.recordDelay(r, 1)
 	switch {
 	case len(ids) > 1:
 		multipleChoices(w, c, ids)
