@@ -89,8 +89,27 @@ func (c *Client) Composite(ctx context.Context, allOrNone bool, subs []Composite
 			return nil, fmt.Errorf("%w: composite subrequest url %q must start with /services/", ErrInvalidRequest, clipText(s.URL, 100))
 		}
 	}
-	resp, err := c.do(ctx, http.MethodPost, c.dataPath("/composite"), route,
-		compositeRequest{AllOrNone: allOrNone, CompositeRequest: subs})
+	data, err := json.Marshal(compositeRequest{AllOrNone: allOrNone, CompositeRequest: subs})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: encode body: %v", ErrInvalidRequest, route, err)
+	}
+	refs := make([]subrequestRef, len(subs))
+	for i, s := range subs {
+		refs[i] = subrequestRef{id: s.ReferenceID, route: s.Method + " " + routeOf(s.URL)}
+	}
+	return c.postComposite(ctx, data, refs)
+}
+
+// subrequestRef is what a composite answer is checked against.
+type subrequestRef struct {
+	id, route string
+}
+
+// postComposite sends an encoded composite body and checks the answer
+// against the subrequests.
+func (c *Client) postComposite(ctx context.Context, body []byte, refs []subrequestRef) ([]CompositeResult, error) {
+	const route = "POST /composite"
+	resp, err := c.doBody(ctx, http.MethodPost, c.dataPath("/composite"), route, body)
 	if err != nil {
 		return nil, err
 	}
@@ -99,22 +118,34 @@ func (c *Client) Composite(ctx context.Context, allOrNone bool, subs []Composite
 		return nil, err
 	}
 	res := out.CompositeResponse
-	if len(res) == 1 && len(subs) > 1 && res[0].HTTPStatusCode >= 400 {
+	if len(res) == 1 && len(refs) > 1 && res[0].HTTPStatusCode >= 400 {
 		// The call refused as a whole (e.g. LIMIT_EXCEEDED) answers one
 		// result for the request.
 		res[0].route = route
 		return nil, c.redactAPIError(res[0].Err())
 	}
-	if len(res) != len(subs) {
-		return nil, fmt.Errorf("salesforce: %s: %d results for %d subrequests", route, len(res), len(subs))
+	if len(res) != len(refs) {
+		return nil, fmt.Errorf("salesforce: %s: %d results for %d subrequests", route, len(res), len(refs))
 	}
 	for i := range res {
-		if res[i].ReferenceID != subs[i].ReferenceID {
-			return nil, fmt.Errorf("salesforce: %s: result %d is for %q, not %q", route, i, clipText(res[i].ReferenceID, 100), subs[i].ReferenceID)
+		if res[i].ReferenceID != refs[i].id {
+			return nil, fmt.Errorf("salesforce: %s: result %d is for %q, not %q", route, i, clipText(res[i].ReferenceID, 100), refs[i].id)
 		}
-		res[i].route = subs[i].Method + " " + routeOf(subs[i].URL)
+		res[i].route = refs[i].route
 	}
 	return res, nil
+}
+
+// doBody sends an encoded JSON body; any non-2xx answer becomes an *APIError.
+func (c *Client) doBody(ctx context.Context, method, path, route string, body []byte) (*Response, error) {
+	resp, apiErr, err := c.send(ctx, call{method: method, path: path, route: route, body: body, ctype: contentTypeJSON})
+	if err != nil {
+		return nil, err
+	}
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	return resp, nil
 }
 
 func (c *Client) redactAPIError(err error) error {
@@ -153,26 +184,45 @@ func (c *Client) UpsertComposite(ctx context.Context, sobject, extIDField string
 		return nil, err
 	}
 	url := c.dataPath("/composite/sobjects/" + sobject + "/" + extIDField)
-	subs := make([]CompositeSubrequest, 0, len(lists))
-	index := make([]int, 0, len(lists))
+	route := http.MethodPatch + " " + routeOf(url)
+	out := make([]CollectionResult, len(lists))
+	n := 0
 	for i, recs := range lists {
 		if len(recs) > MaxCollection {
 			return nil, fmt.Errorf("%w (%d in list %d)", ErrTooManyRecords, len(recs), i)
 		}
+		n += len(recs)
+	}
+	body := make([]byte, 0, 128+n*256)
+	body = append(body, `{"allOrNone":false,"collateSubrequests":false,"compositeRequest":[`...)
+	refs := make([]subrequestRef, 0, len(lists))
+	index := make([]int, 0, len(lists))
+	for i, recs := range lists {
 		if len(recs) == 0 {
 			continue
 		}
-		subs = append(subs, CompositeSubrequest{
-			Method: http.MethodPatch, URL: url, ReferenceID: "upsert" + strconv.Itoa(i),
-			Body: collectionRequest{Records: typedRecords(sobject, recs)},
-		})
+		ref := "upsert" + strconv.Itoa(i)
+		if len(refs) > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `{"method":"PATCH","url":`...)
+		body = appendString(body, url)
+		body = append(body, `,"referenceId":`...)
+		body = appendString(body, ref)
+		body = append(body, `,"body":`...)
+		var err error
+		if body, err = appendCollectionBody(body, sobject, false, recs); err != nil {
+			return nil, err
+		}
+		body = append(body, '}')
+		refs = append(refs, subrequestRef{id: ref, route: route})
 		index = append(index, i)
 	}
-	out := make([]CollectionResult, len(lists))
-	if len(subs) == 0 {
+	body = append(body, "]}"...)
+	if len(refs) == 0 {
 		return out, nil
 	}
-	res, err := c.Composite(ctx, false, subs)
+	res, err := c.postComposite(ctx, body, refs)
 	if err != nil {
 		return nil, err
 	}
