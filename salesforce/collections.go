@@ -30,8 +30,6 @@ func (r SaveResult) Err() *RecordError {
 	return nil
 }
 
-
-
 // CreateMany creates up to MaxCollection records of one sObject type with
 // POST composite/sobjects and returns one result per record, in order.
 // With allOrNone, one failure rolls back all (the others then fail with
