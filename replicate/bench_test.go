@@ -22,7 +22,7 @@ func BenchmarkBacklog(b *testing.B) {
 			h.publish(0, ns...)
 			b.ResetTimer()
 			start := time.Now()
-			h.startWorker("bench", nil)
+			h.startWorker("bench", func(c *Config) { c.BulkThreshold = -1 }) // collections and composite calls only
 			h.waitFor("backlog drained", 10*time.Minute, func() bool {
 				return h.org.Stats().Records["Account"] == b.N && h.settled()
 			})
