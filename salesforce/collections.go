@@ -91,9 +91,11 @@ func (c *Client) UpsertMany(ctx context.Context, sobject, extIDField string, rec
 
 // saveResults decodes a collection answer and checks it has one result per record.
 func (c *Client) saveResults(resp *Response, route string, n int) ([]SaveResult, error) {
-	var results []SaveResult
-	if err := decode(resp, route, &results); err != nil {
-		return nil, err
+	results, ok := fastSaveResults(resp.Body)
+	if !ok {
+		if err := decode(resp, route, &results); err != nil {
+			return nil, err
+		}
 	}
 	if len(results) != n {
 		return nil, fmt.Errorf("salesforce: %s: %d results for %d records", route, len(results), n)

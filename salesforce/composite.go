@@ -232,9 +232,14 @@ func (c *Client) UpsertComposite(ctx context.Context, sobject, extIDField string
 			out[i].Err = c.redactAPIError(err)
 			continue
 		}
-		var results []SaveResult
-		if err := json.Unmarshal(r.Body, &results); err != nil {
-			out[i].Err = fmt.Errorf("salesforce: %s: decoding subrequest %s: %w", r.route, r.ReferenceID, err)
+		results, ok := fastSaveResults(r.Body)
+		var derr error
+		if !ok {
+			results = nil
+			derr = json.Unmarshal(r.Body, &results)
+		}
+		if derr != nil {
+			out[i].Err = fmt.Errorf("salesforce: %s: decoding subrequest %s: %w", r.route, r.ReferenceID, derr)
 			continue
 		}
 		if len(results) != len(lists[i]) {
