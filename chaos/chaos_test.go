@@ -231,7 +231,7 @@ func runChaos(t *testing.T, p plan) {
 	f.add("self-exits restarted by the supervisor", "%d %v", selfExits, who)
 	f.add("target faults", "503 rate %.2f, lock rate %.2f per record, latency 20ms, token TTL 3s", 0.05, 0.05)
 	f.add("target API calls (phase 1)", "%d (upserts %d; expected at these rates: ~%d whole-call 503s)",
-		stats.APICalls, stats.ByRoute["PATCH /composite/sobjects/Account/{field}"],
+		stats.APICalls, stats.ByRoute["PATCH /composite/sobjects/Account/{field}"]+stats.ByRoute["POST /composite"],
 		int(math.Round(0.05*float64(stats.APICalls))))
 	f.add("faults seen in worker logs", "%d 503 SERVER_UNAVAILABLE retried, %d expired tokens renewed (INVALID_SESSION_ID); row locks are nak'ed without a log line",
 		e.countInLogs("worker-", "SERVER_UNAVAILABLE"), e.countInLogs("worker-", "INVALID_SESSION_ID"))

@@ -93,6 +93,12 @@ func Decode(body []byte) (Event, error) {
 	if len(body) > maxBody {
 		return Event{}, fmt.Errorf("%w: body of %d bytes exceeds %d", ErrMalformed, len(body), maxBody)
 	}
+	if e, ok := fastDecode(body); ok {
+		if err := e.normalize(); err != nil {
+			return Event{}, err
+		}
+		return e, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var e Event

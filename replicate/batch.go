@@ -133,8 +133,12 @@ func (w *Worker) process(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 		w.writeAndSettle(ctx, r, created, write, useBulk)
 	}
 	// After a Bulk batch there can be more links than one call takes.
-	for start := 0; start < len(links); start += salesforce.MaxCollection {
-		w.writeAndSettle(ctx, r, links[start:min(start+salesforce.MaxCollection, len(links))], w.writeLinks, false)
+	step := salesforce.MaxCollection
+	if w.cfg.Mode == ModeUpsert {
+		step = max(step, w.cfg.Batch*w.cfg.composite()) // packed when more than -batch
+	}
+	for start := 0; start < len(links); start += step {
+		w.writeAndSettle(ctx, r, links[start:min(start+step, len(links))], w.writeLinks, false)
 	}
 	if records > 0 {
 		w.log.Info("batch written", "records", records, "messages", len(ds), "calls", r.calls.Load(),
@@ -196,6 +200,13 @@ type writeFunc func(ctx context.Context, gs []*group) ([]outcome, error)
 // (outcome.go). Records held through a pool pause are written again when
 // the pool resumes.
 func (w *Worker) writeAndSettle(ctx context.Context, r *run, gs []*group, write writeFunc, bulk bool) {
+	if w.packed(gs, bulk) {
+		n := w.cfg.Batch * w.packLimit()
+		for start := 0; start < len(gs); start += n {
+			w.writePacked(ctx, r, gs[start:min(start+n, len(gs))])
+		}
+		return
+	}
 	for len(gs) > 0 {
 		if crashed(ctx, w.cfg.beforeWrite, gs) {
 			return
@@ -217,36 +228,14 @@ func (w *Worker) writeAndSettle(ctx context.Context, r *run, gs []*group, write 
 		}
 		cancel()
 		if err != nil {
-			c := classOf(err)
-			if c == classTransient && salesforce.IsNetwork(err) {
-				c = classUnreachable
-			}
-			switch decideCall(c, len(gs), bulk) {
-			case callHold:
-				if !w.hold(ctx, r, gs, c, err) {
-					return
-				}
+			again, perRecord := w.callFailed(ctx, r, gs, err, write, bulk)
+			if again {
 				continue // the pool resumed: write them again
-			case callHandBack:
-				w.handBack(gs, c, err)
-				return
-			case callSplit:
-				half := len(gs) / 2
-				w.log.Warn("target rejected the whole call; splitting the batch", "records", len(gs), "err", err)
-				w.writeAndSettle(ctx, r, gs[:half], write, false)
-				w.writeAndSettle(ctx, r, gs[half:], write, false)
-				return
-			case callFallBack:
-				w.log.Warn("bulk job failed as a whole; writing its records with collections calls", "records", len(gs), "err", err)
-				for start := 0; start < len(gs); start += salesforce.MaxCollection {
-					w.writeAndSettle(ctx, r, gs[start:min(start+salesforce.MaxCollection, len(gs))], w.writeCreated, false)
-				}
+			}
+			if perRecord == nil {
 				return
 			}
-			outs = make([]outcome, len(gs))
-			for i := range outs {
-				outs[i] = failure(err)
-			}
+			outs = perRecord
 		}
 		if crashed(ctx, w.cfg.afterWrite, gs) {
 			return
@@ -257,6 +246,129 @@ func (w *Worker) writeAndSettle(ctx context.Context, r *run, gs []*group, write 
 		}
 		gs = held
 	}
+}
+
+// callFailed applies decideCall to a call that failed as a whole. again:
+// the pool paused and resumed, write gs again. perRecord: the failure is
+// every record's own, settle these outcomes. Neither: gs are handled
+// (handed back, or written again in halves or by collections calls).
+func (w *Worker) callFailed(ctx context.Context, r *run, gs []*group, err error, write writeFunc, bulk bool) (again bool, perRecord []outcome) {
+	c := classOf(err)
+	if c == classTransient && salesforce.IsNetwork(err) {
+		c = classUnreachable
+	}
+	switch decideCall(c, len(gs), bulk) {
+	case callHold:
+		return w.hold(ctx, r, gs, c, err), nil
+	case callHandBack:
+		w.handBack(gs, c, err)
+		return false, nil
+	case callSplit:
+		half := len(gs) / 2
+		w.log.Warn("target rejected the whole call; splitting the batch", "records", len(gs), "err", err)
+		w.writeAndSettle(ctx, r, gs[:half], write, false)
+		w.writeAndSettle(ctx, r, gs[half:], write, false)
+		return false, nil
+	case callFallBack:
+		w.log.Warn("bulk job failed as a whole; writing its records with collections calls", "records", len(gs), "err", err)
+		for start := 0; start < len(gs); start += salesforce.MaxCollection {
+			w.writeAndSettle(ctx, r, gs[start:min(start+salesforce.MaxCollection, len(gs))], w.writeCreated, false)
+		}
+		return false, nil
+	}
+	outs := make([]outcome, len(gs))
+	for i := range outs {
+		outs[i] = failure(err)
+	}
+	return false, outs
+}
+
+// writePacked writes gs (more than -batch upsert records) with one
+// composite call of collections upserts of -batch records, and settles
+// every message as writeAndSettle does. A failure of the composite as a
+// whole is decided for all of gs; a collections subrequest refused as a
+// whole is decided for its own records, exactly as a collections call
+// refused as a whole would be.
+func (w *Worker) writePacked(ctx context.Context, r *run, gs []*group) {
+	if len(gs) <= w.cfg.Batch {
+		w.writeAndSettle(ctx, r, gs, w.writeCreated, false)
+		return
+	}
+	for len(gs) > 0 {
+		if crashed(ctx, w.cfg.beforeWrite, gs) {
+			return
+		}
+		wctx, cancel := context.WithTimeout(ctx, w.cfg.AckWait)
+		var listErrs []error
+		outs, err := w.callWithRetry(wctx, func(ctx context.Context) ([]outcome, error) {
+			outs, errs, err := w.upsertPacked(ctx, gs, w.cfg.Batch)
+			listErrs = errs
+			return outs, err
+		})
+		cancel()
+		if err != nil {
+			again, perRecord := w.callFailed(ctx, r, gs, err, w.writeCreated, false)
+			if again {
+				continue
+			}
+			if perRecord == nil {
+				return
+			}
+			outs, listErrs = perRecord, nil
+		}
+		// Lists refused as a whole: a failure every record shares stays
+		// with the others; split, hold and hand back wait until the rest
+		// is settled.
+		var later [][]*group
+		var laterErrs []error
+		settled, settledOuts := gs, outs
+		if hasError(listErrs) {
+			settled, settledOuts = nil, nil
+			for l, lerr := range listErrs {
+				list := gs[l*w.cfg.Batch : min((l+1)*w.cfg.Batch, len(gs))]
+				if lerr == nil {
+					settled = append(settled, list...)
+					settledOuts = append(settledOuts, outs[l*w.cfg.Batch:l*w.cfg.Batch+len(list)]...)
+					continue
+				}
+				c := classOf(lerr)
+				if decideCall(c, len(list), false) == callPerRecord {
+					settled = append(settled, list...)
+					for range list {
+						settledOuts = append(settledOuts, failure(lerr))
+					}
+					continue
+				}
+				later, laterErrs = append(later, list), append(laterErrs, lerr)
+			}
+		}
+		if crashed(ctx, w.cfg.afterWrite, gs) {
+			return
+		}
+		held, c, cause := w.settle(ctx, r, settled, settledOuts)
+		for i, list := range later {
+			if again, _ := w.callFailed(ctx, r, list, laterErrs[i], w.writeCreated, false); again {
+				w.writeAndSettle(ctx, r, list, w.writeCreated, false)
+			}
+		}
+		if len(held) == 0 || !w.hold(ctx, r, held, c, cause) {
+			return
+		}
+		gs = held
+		if len(gs) <= w.cfg.Batch {
+			w.writeAndSettle(ctx, r, gs, w.writeCreated, false)
+			return
+		}
+	}
+}
+
+func hasError(errs []error) bool {
+	for _, err := range errs {
+		if err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // hold pauses the pool for an org cause and waits, holding gs's messages,

@@ -32,6 +32,16 @@ type harness struct {
 	srcOrg string
 	// tokens counts requests to the fake's token endpoint (logins).
 	tokens atomic.Int64
+	// composite is the workers' -composite (0: the default).
+	composite int
+}
+
+// bothPackings runs an exactness test with composite packing off (1) and
+// at its default (5).
+func bothPackings(t *testing.T, test func(t *testing.T, composite int)) {
+	for _, c := range []int{1, DefaultComposite} {
+		t.Run(fmt.Sprintf("composite=%d", c), func(t *testing.T) { test(t, c) })
+	}
 }
 
 func newHarness(t testing.TB, orgCfg fakeorg.Config, qcfg queue.Config) *harness {
@@ -153,6 +163,7 @@ func (h *harness) startWorkerAuth(id string, ac salesforce.AuthConfig, mutate fu
 		Queue: h.q, Consumer: cons, Target: client, Auth: auth, Store: st,
 		Linger: 50 * time.Millisecond, AckWait: cons.AckWait(), WorkerID: id,
 		CallRetry: 2 * time.Second, PauseFor: 2 * time.Second, ProbeInterval: 100 * time.Millisecond,
+		Composite: h.composite,
 	}
 	if os.Getenv("ORGSYNC_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("worker", id)

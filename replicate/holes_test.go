@@ -193,7 +193,7 @@ func TestRedirectPauseUsesNoDeliveries(t *testing.T) {
 func TestBudgetProbesDoNotLogIn(t *testing.T) {
 	h := newHarness(t, fakeorg.Config{DailyAPILimit: 10}, queue.Config{})
 	h.publish(0, names("Budget", 50)...)
-	h.startWorker("a", func(c *Config) { c.APIBudget = 0.5; c.Batch = 5; c.Concurrency = 1 })
+	h.startWorker("a", func(c *Config) { c.APIBudget = 0.5; c.Batch = 5; c.Composite = 1; c.Concurrency = 1 })
 	h.waitFor("twenty limit probes", 30*time.Second, func() bool { return h.org.Stats().ByRoute["GET /limits"] >= 20 })
 	if n := h.tokens.Load(); n > 2 {
 		t.Errorf("%d token requests during a budget pause of 20 probes, want at most 2", n)

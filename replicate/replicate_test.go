@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -25,8 +26,11 @@ func wantNames(first int, ns []string) map[string]string {
 
 // Three workers share the consumer; every record lands once, and the
 // batches are full collections calls.
-func TestHappyPathThreeWorkers(t *testing.T) {
+func TestHappyPathThreeWorkers(t *testing.T) { bothPackings(t, testHappyPathThreeWorkers) }
+
+func testHappyPathThreeWorkers(t *testing.T, composite int) {
 	h := newHarness(t, fakeorg.Config{}, queue.Config{})
+	h.composite = composite
 	ns := names("Acme", 1000)
 	h.publish(0, ns...)
 	ws := []*runningWorker{h.startWorker("a", nil), h.startWorker("b", nil), h.startWorker("c", nil)}
@@ -65,15 +69,22 @@ func TestHappyPathThreeWorkers(t *testing.T) {
 	if mapped != 1000 {
 		t.Errorf("ID maps hold %d mappings, want 1000", mapped)
 	}
-	calls := h.org.Stats().ByRoute["PATCH /composite/sobjects/Account/{field}"]
-	if calls < 5 || calls > 40 {
+	st := h.org.Stats()
+	calls := st.ByRoute["PATCH /composite/sobjects/Account/{field}"] + st.ByRoute["POST /composite"]
+	if calls < 1 || calls > 40 {
 		t.Errorf("%d upsert calls for 1000 records, want a handful of full batches", calls)
+	}
+	if composite == 1 && st.ByRoute["POST /composite"] != 0 {
+		t.Errorf("%d composite calls with -composite 1", st.ByRoute["POST /composite"])
 	}
 }
 
 // Permanent errors are dead-lettered with their codes while the rest syncs.
-func TestPermanentErrorsDeadLettered(t *testing.T) {
+func TestPermanentErrorsDeadLettered(t *testing.T) { bothPackings(t, testPermanentErrorsDeadLettered) }
+
+func testPermanentErrorsDeadLettered(t *testing.T, composite int) {
 	h := newHarness(t, fakeorg.Config{RejectName: "^Reject"}, queue.Config{})
+	h.composite = composite
 	good := names("Good", 150)
 	h.publish(0, good...)
 	h.publish(1000, "Reject 1", "Reject 2")
@@ -109,8 +120,11 @@ func TestPermanentErrorsDeadLettered(t *testing.T) {
 }
 
 // 503s and row locks are retried until every record is in.
-func TestTransientFailuresRetried(t *testing.T) {
+func TestTransientFailuresRetried(t *testing.T) { bothPackings(t, testTransientFailuresRetried) }
+
+func testTransientFailuresRetried(t *testing.T, composite int) {
 	h := newHarness(t, fakeorg.Config{FailRate: 0.3, LockRate: 0.1}, queue.Config{})
+	h.composite = composite
 	ns := names("Flaky", 400)
 	h.publish(0, ns...)
 	h.startWorker("a", func(c *Config) { c.MaxDeliver = 50; c.Batch = 50 })
@@ -156,7 +170,7 @@ func TestBudgetPausesAndResumes(t *testing.T) {
 	h := newHarness(t, fakeorg.Config{DailyAPILimit: 40}, queue.Config{})
 	ns := names("Budget", 400)
 	h.publish(0, ns...)
-	w := h.startWorker("a", func(c *Config) { c.Batch = 10; c.APIBudget = 0.5; c.Concurrency = 1 })
+	w := h.startWorker("a", func(c *Config) { c.Batch = 10; c.Composite = 1; c.APIBudget = 0.5; c.Concurrency = 1 })
 	h.waitFor("the pool paused", 30*time.Second, func() bool {
 		p, err := h.q.Paused(t.Context())
 		return err == nil && p && w.w.Ready() != nil
@@ -193,7 +207,7 @@ func TestBudgetPausesAndResumes(t *testing.T) {
 func TestLimitExceededPauses(t *testing.T) {
 	h := newHarness(t, fakeorg.Config{DailyAPILimit: 3}, queue.Config{})
 	h.publish(0, names("Over", 100)...)
-	w := h.startWorker("a", func(c *Config) { c.Batch = 10; c.APIBudget = 1; c.Concurrency = 1 })
+	w := h.startWorker("a", func(c *Config) { c.Batch = 10; c.Composite = 1; c.APIBudget = 1; c.Concurrency = 1 })
 	h.waitFor("the pool paused", 30*time.Second, func() bool { return w.w.Ready() != nil })
 	if d := h.dlq(); len(d) != 0 {
 		t.Fatalf("DLQ has %d entries, want 0", len(d))
@@ -228,8 +242,11 @@ func TestRedeliveryAfterSync(t *testing.T) {
 }
 
 // Events for one source ID inside a batch become one record.
-func TestDuplicatesInBatchCollapsed(t *testing.T) {
+func TestDuplicatesInBatchCollapsed(t *testing.T) { bothPackings(t, testDuplicatesInBatchCollapsed) }
+
+func testDuplicatesInBatchCollapsed(t *testing.T, composite int) {
 	h := newHarness(t, fakeorg.Config{}, queue.Config{})
+	h.composite = composite
 	ev := h.created(sourceID(0), "Same", "")
 	for i := range 5 {
 		h.publishEvent(ev, "dup-"+string(rune('a'+i)))
@@ -244,7 +261,12 @@ func TestDuplicatesInBatchCollapsed(t *testing.T) {
 
 // Children published before their parents end up linked to them.
 func TestChildrenBeforeParentsEndLinked(t *testing.T) {
+	bothPackings(t, testChildrenBeforeParentsEndLinked)
+}
+
+func testChildrenBeforeParentsEndLinked(t *testing.T, composite int) {
 	h := newHarness(t, fakeorg.Config{}, queue.Config{})
+	h.composite = composite
 	w := h.startWorker("a", nil)
 	want := map[string]string{}
 	for i := range 20 {
@@ -303,7 +325,7 @@ func TestCrashEveryDeliveryDeadLettered(t *testing.T) {
 	}
 	ns := names("Batchmate", 10)
 	h.publish(0, ns...)
-	h.startWorker("a", func(c *Config) { c.MaxDeliver = 3; c.Batch = 1; c.beforeWrite = crash })
+	h.startWorker("a", func(c *Config) { c.MaxDeliver = 3; c.Batch = 1; c.Composite = 1; c.beforeWrite = crash })
 	h.waitFor("settled", 60*time.Second, h.settled)
 	want := wantNames(0, ns)
 	delete(want, poison)
@@ -673,5 +695,55 @@ func TestApexRESTBudgetPauses(t *testing.T) {
 	}
 	if d := h.dlq(); len(d) != 0 {
 		t.Errorf("DLQ has %d entries, want 0", len(d))
+	}
+}
+
+// A backlog is written with composite calls of five 200-record upserts:
+// children whose parent is in the same composite, or not in the target at
+// all, are written without it and linked later; a list refused as a whole
+// (an unknown field) is split until the one bad record is dead-lettered.
+func TestCompositePacking(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{}, queue.Config{})
+	want := map[string]string{}
+	for i := range 600 {
+		ev := h.created(sourceID(i), fmt.Sprintf("Plain %d", i), "")
+		h.publishEvent(ev, "")
+		want[ev.SourceID] = ev.Fields["Name"].(string)
+	}
+	for i := range 50 { // parents 0..49 are in the same backlog
+		ev := h.created(sourceID(1000+i), fmt.Sprintf("Child %d", i), sourceID(i))
+		h.publishEvent(ev, "")
+		want[ev.SourceID] = ev.Fields["Name"].(string)
+	}
+	orphan := h.created(sourceID(2000), "Orphan", sourceID(5000))
+	h.publishEvent(orphan, "")
+	want[orphan.SourceID] = "Orphan"
+	bad := h.created(sourceID(3000), "Bad", "")
+	bad.Fields["NoSuchField__c"] = "x"
+	h.publishEvent(bad, "")
+
+	h.startWorker("a", nil)
+	h.waitFor("the backlog written", 60*time.Second, func() bool { return h.org.Stats().Records["Account"] >= len(want) })
+	parent := h.created(sourceID(5000), "Late parent", "")
+	h.publishEvent(parent, "")
+	want[parent.SourceID] = "Late parent"
+	h.waitFor("children linked", 60*time.Second, func() bool {
+		got := h.targetBySource()
+		for i := range 50 {
+			c, p := got[sourceID(1000+i)], got[sourceID(i)]
+			if len(c) != 1 || len(p) != 1 || c[0]["ParentId"] != p[0]["Id"] {
+				return false
+			}
+		}
+		o, p := got[sourceID(2000)], got[sourceID(5000)]
+		return len(o) == 1 && len(p) == 1 && o[0]["ParentId"] == p[0]["Id"] && h.settled()
+	})
+	h.assertExactlyOnce(want)
+	d := h.dlq()
+	if len(d) != 1 || d[0].SourceID != sourceID(3000) || d[0].Code != "INVALID_FIELD" {
+		t.Errorf("DLQ = %+v, want one INVALID_FIELD for %s", d, sourceID(3000))
+	}
+	if n := h.org.Stats().ByRoute["POST /composite"]; n < 1 {
+		t.Errorf("no composite call for a backlog of %d events", len(want))
 	}
 }

@@ -108,6 +108,12 @@ type Config struct {
 	BulkBatch     int
 	BulkPoll      time.Duration
 
+	// Composite: in upsert mode, up to this many collections upserts of up
+	// to Batch records go in one composite call when more than Batch
+	// records are ready, and a fetch takes up to Batch × Composite events
+	// (0: DefaultComposite; 1: one collections call per batch).
+	Composite int
+
 	// RateLimit caps target calls per second across this worker (0 = no cap);
 	// MaxCalls caps concurrent target calls.
 	RateLimit float64
@@ -211,7 +217,7 @@ func (c *Config) Validate() error {
 	if _, err := ParseMode(string(c.Mode)); err != nil {
 		return err
 	}
-	return nil
+	return c.validateComposite()
 }
 
 // IDMap is the worker's source→target ID map.
@@ -235,8 +241,9 @@ type Worker struct {
 
 	bg     context.Context // Run's context, for the probe loop
 	probes sync.WaitGroup
-	bulk   atomic.Bool // writing with Bulk jobs (see observeBacklog)
-	state  state       // pauses, stops and what the worker waits for
+	bulk   atomic.Bool  // writing with Bulk jobs (see observeBacklog)
+	packs  atomic.Int32 // collections per composite call now (see observeComposite)
+	state  state        // pauses, stops and what the worker waits for
 }
 
 // New checks cfg and returns a Worker; Run starts it.
@@ -315,7 +322,7 @@ func (w *Worker) loop(ctx context.Context) error {
 		// One fetch at a time per worker: pull requests waiting side by
 		// side would share the arriving events and each return a part of a
 		// batch. Processing still overlaps, -concurrency batches at once.
-		bulk, size := w.bulkActive(), w.cfg.Batch
+		bulk, size := w.bulkActive(), w.fetchSize()
 		if bulk {
 			size = w.cfg.BulkBatch
 		}

@@ -84,32 +84,100 @@ func (w *Worker) writeCreated(ctx context.Context, gs []*group) ([]outcome, erro
 	}
 }
 
-// upsertMany upserts the groups' records by the external ID field. A
-// record whose parent is referenced by external ID but not yet in the
-// target is written again without the parent, and a link event follows.
+// upsertMany upserts the groups' records (at most one collections call's
+// worth) by the external ID field. A record whose parent is referenced by
+// external ID but not yet in the target is written again without the
+// parent, and a link event follows.
 func (w *Worker) upsertMany(ctx context.Context, gs []*group) ([]outcome, error) {
+	outs, _, err := w.upsertPacked(ctx, gs, salesforce.MaxCollection)
+	return outs, err
+}
+
+// upsertPacked upserts the groups' records in lists of at most size
+// records: one collections call for one list, one composite call for
+// several. It returns one outcome per group, and per list the error of a
+// list refused as a whole (its groups' outcomes are then unset); err is the
+// failure of the call as a whole. Children whose parent is not in the
+// target yet are written again without it in a second call (collections
+// or composite), and their link events follow.
+func (w *Worker) upsertPacked(ctx context.Context, gs []*group, size int) (outs []outcome, listErrs []error, err error) {
 	ext := w.cfg.ExternalIDField
 	recs, sameCall := w.records(gs)
-	res, err := w.cfg.Target.UpsertMany(ctx, sobject, ext, recs, false)
+	res, err := w.upsertLists(ctx, chunks(recs, size))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(res) != len(gs) {
-		return nil, fmt.Errorf("replicate: target answered %d results for %d records", len(res), len(gs))
-	}
-	outs := make([]outcome, len(gs))
+	outs = make([]outcome, len(gs))
+	listErrs = make([]error, len(res))
 	var orphans []int
-	for i, r := range res {
-		outs[i] = w.upsertOutcome(gs[i], r.ID, r.Success, r.Err(), sameCall[i])
-		if outs[i].class == classParentMissing && decide(outs[i].class, gs[i].maxDelivered(), w.cfg.MaxDeliver, gs[i].isLink()) == actLinkLater {
-			orphans = append(orphans, i)
+	for l, lr := range res {
+		if lr.Err != nil {
+			listErrs[l] = lr.Err
+			continue
+		}
+		for j, r := range lr.Results {
+			i := l*size + j
+			outs[i] = w.upsertOutcome(gs[i], r.ID, r.Success, r.Err(), sameCall[i])
+			if outs[i].class == classParentMissing && decide(outs[i].class, gs[i].maxDelivered(), w.cfg.MaxDeliver, gs[i].isLink()) == actLinkLater {
+				orphans = append(orphans, i)
+			}
 		}
 	}
 	if len(orphans) == 0 {
-		return outs, nil
+		return outs, listErrs, nil
 	}
-	w.writeOrphans(ctx, gs, orphans, outs)
-	return outs, nil
+	// Second call for the children whose parent is not in the target yet.
+	recs = recs[:0]
+	for _, i := range orphans {
+		recs = append(recs, w.record(gs[i].ev, false))
+	}
+	countCall(ctx)
+	res, err = w.upsertLists(ctx, chunks(recs, size))
+	for k, i := range orphans {
+		l, j := k/size, k%size
+		switch {
+		case err != nil:
+			outs[i] = failure(err)
+		case l >= len(res) || res[l].Err == nil && j >= len(res[l].Results):
+			outs[i] = failure(errors.New("replicate: target answered too few results"))
+		case res[l].Err != nil:
+			outs[i] = failure(res[l].Err)
+		case res[l].Results[j].Success:
+			outs[i] = writtenWithoutParent(res[l].Results[j].ID)
+		default:
+			outs[i] = recordFailure(res[l].Results[j].Err(), ext)
+		}
+	}
+	return outs, listErrs, nil
+}
+
+// chunks splits recs in lists of at most size records.
+func chunks(recs []salesforce.Record, size int) [][]salesforce.Record {
+	out := make([][]salesforce.Record, 0, (len(recs)+size-1)/size)
+	for start := 0; start < len(recs); start += size {
+		out = append(out, recs[start:min(start+size, len(recs))])
+	}
+	return out
+}
+
+// upsertLists writes one list with a collections call, several with one
+// composite call. A single list refused as a whole is the call's error.
+func (w *Worker) upsertLists(ctx context.Context, lists [][]salesforce.Record) ([]salesforce.CollectionResult, error) {
+	ext := w.cfg.ExternalIDField
+	if len(lists) == 1 {
+		res, err := w.cfg.Target.UpsertMany(ctx, sobject, ext, lists[0], false)
+		if err != nil {
+			return nil, err
+		}
+		if len(res) != len(lists[0]) {
+			return nil, fmt.Errorf("replicate: target answered %d results for %d records", len(res), len(lists[0]))
+		}
+		return []salesforce.CollectionResult{{Results: res}}, nil
+	}
+	start := time.Now()
+	res, err := w.cfg.Target.UpsertComposite(ctx, sobject, ext, lists)
+	w.observeComposite(time.Since(start), len(lists))
+	return res, err
 }
 
 // writeOrphans writes the records gs[i] for i in orphans, whose parent is
@@ -368,4 +436,72 @@ func (w *Worker) publishLink(ctx context.Context, ev event.Event) error {
 	}
 	_, err = w.cfg.Queue.Publish(ctx, queue.SubjectLink, link.MsgID(), body, nil)
 	return err
+}
+
+// Composite packing (upsert mode): when more than -batch records are
+// ready, up to -composite collections upserts of up to -batch records go
+// in one POST /composite call, which Salesforce counts as one API request
+// (at most 5 collections per composite).
+const (
+	DefaultComposite = 5
+	// slowComposite: a composite call that took this long halves the
+	// collections of the next ones, well short of the 20 s after which
+	// Salesforce counts a request toward the org's concurrent long-running
+	// requests; each call under a quarter of it adds one back.
+	slowComposite = 10 * time.Second
+)
+
+// composite is the configured -composite (DefaultComposite for 0).
+func (c *Config) composite() int {
+	if c.Composite == 0 {
+		return DefaultComposite
+	}
+	return c.Composite
+}
+
+func (c *Config) validateComposite() error {
+	if n := c.composite(); n < 1 || n > salesforce.MaxCompositeCollections {
+		return fmt.Errorf("replicate: composite %d out of range 1..%d", c.Composite, salesforce.MaxCompositeCollections)
+	}
+	return nil
+}
+
+// fetchSize is how many events one fetch takes: -bulk-batch while writing
+// Bulk jobs, -batch × -composite in upsert mode, else -batch.
+func (w *Worker) fetchSize() int {
+	switch {
+	case w.bulkActive():
+		return w.cfg.BulkBatch
+	case w.cfg.Mode == ModeUpsert:
+		return w.cfg.Batch * w.cfg.composite()
+	}
+	return w.cfg.Batch
+}
+
+// packLimit is how many collections go in one composite call now.
+func (w *Worker) packLimit() int {
+	if n := int(w.packs.Load()); n > 0 {
+		return n
+	}
+	return w.cfg.composite()
+}
+
+// observeComposite adapts packLimit to how long a composite call of lists
+// collections took.
+func (w *Worker) observeComposite(took time.Duration, lists int) {
+	cur := w.packLimit()
+	switch {
+	case took >= slowComposite && cur > 1:
+		next := max(1, min(cur, lists)/2)
+		w.packs.Store(int32(next))
+		w.log.Warn("slow composite call: fewer collections per call", "took", took.Round(time.Millisecond).String(),
+			"collections", lists, "next", next)
+	case took < slowComposite/4 && cur < w.cfg.composite():
+		w.packs.Store(int32(cur + 1))
+	}
+}
+
+// packed reports whether gs is written with composite calls.
+func (w *Worker) packed(gs []*group, bulk bool) bool {
+	return !bulk && w.cfg.Mode == ModeUpsert && w.cfg.composite() > 1 && len(gs) > w.cfg.Batch
 }

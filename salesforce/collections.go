@@ -30,21 +30,6 @@ func (r SaveResult) Err() *RecordError {
 	return nil
 }
 
-type collectionRequest struct {
-	AllOrNone bool             `json:"allOrNone"`
-	Records   []map[string]any `json:"records"`
-}
-
-func typedRecords(sobject string, records []Record) []map[string]any {
-	out := make([]map[string]any, len(records))
-	for i, r := range records {
-		m := outgoing(r)
-		m["attributes"] = map[string]string{"type": sobject}
-		out[i] = m
-	}
-	return out
-}
-
 // CreateMany creates up to MaxCollection records of one sObject type with
 // POST composite/sobjects and returns one result per record, in order.
 // With allOrNone, one failure rolls back all (the others then fail with
@@ -63,8 +48,11 @@ func (c *Client) CreateMany(ctx context.Context, sobject string, records []Recor
 	if len(records) == 0 {
 		return []SaveResult{}, nil
 	}
-	body := collectionRequest{AllOrNone: allOrNone, Records: typedRecords(sobject, records)}
-	resp, err := c.do(ctx, http.MethodPost, c.dataPath("/composite/sobjects"), route, body)
+	body, err := appendCollectionBody(make([]byte, 0, 64+256*len(records)), sobject, allOrNone, records)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.doBody(ctx, http.MethodPost, c.dataPath("/composite/sobjects"), route, body)
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +78,11 @@ func (c *Client) UpsertMany(ctx context.Context, sobject, extIDField string, rec
 	if len(records) == 0 {
 		return []SaveResult{}, nil
 	}
-	body := collectionRequest{AllOrNone: allOrNone, Records: typedRecords(sobject, records)}
-	resp, err := c.do(ctx, http.MethodPatch, c.dataPath("/composite/sobjects/"+sobject+"/"+extIDField), route, body)
+	body, err := appendCollectionBody(make([]byte, 0, 64+256*len(records)), sobject, allOrNone, records)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.doBody(ctx, http.MethodPatch, c.dataPath("/composite/sobjects/"+sobject+"/"+extIDField), route, body)
 	if err != nil {
 		return nil, err
 	}
@@ -100,9 +91,11 @@ func (c *Client) UpsertMany(ctx context.Context, sobject, extIDField string, rec
 
 // saveResults decodes a collection answer and checks it has one result per record.
 func (c *Client) saveResults(resp *Response, route string, n int) ([]SaveResult, error) {
-	var results []SaveResult
-	if err := decode(resp, route, &results); err != nil {
-		return nil, err
+	results, ok := fastSaveResults(resp.Body)
+	if !ok {
+		if err := decode(resp, route, &results); err != nil {
+			return nil, err
+		}
 	}
 	if len(results) != n {
 		return nil, fmt.Errorf("salesforce: %s: %d results for %d records", route, len(results), n)

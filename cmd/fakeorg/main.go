@@ -3,8 +3,8 @@
 //
 //	fakeorg -addr 127.0.0.1:8081 -org-id 00D… -client-id demo -client-secret demo-secret
 //	        -username integration@example.com -jwt-cert FILE -external-id-field Source_Id__c
-//	        -latency 0s -fail-rate 0 -lock-rate 0 -token-ttl 0 -daily-api-limit 100000 -reject-name REGEX
-//	        -pubsub-addr 127.0.0.1:0 -event-retention 72h -pubsub-tls-cert FILE -pubsub-tls-key FILE
+//	        -latency 0s -latency-per-record 0s -fail-rate 0 -lock-rate 0 -token-ttl 0 -daily-api-limit 100000
+//	        -reject-name REGEX -pubsub-addr 127.0.0.1:0 -event-retention 72h -pubsub-tls-cert FILE -pubsub-tls-key FILE
 //
 // Every flag can also be set through ORGSYNC_ + its name in upper snake case
 // (-fail-rate ↔ ORGSYNC_FAIL_RATE); the command line wins. Once it serves it
@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	jwtCert := fs.String("jwt-cert", "", "PEM `file` with the certificate or public key that verifies JWT bearer assertions (JWT flow refused when empty)")
 	fs.StringVar(&cfg.ExternalIDField, "external-id-field", fakeorg.DefaultExternalIDField, "custom external ID `field` on Account")
 	fs.DurationVar(&cfg.Latency, "latency", 0, "latency added to every REST call")
+	fs.DurationVar(&cfg.LatencyPerRecord, "latency-per-record", 0, "latency added to a call for each record it writes (collections, single-record and Apex REST writes)")
 	fs.Float64Var(&cfg.FailRate, "fail-rate", 0, "probability (0..1) that a REST call fails with 503 SERVER_UNAVAILABLE")
 	fs.Float64Var(&cfg.LockRate, "lock-rate", 0, "probability (0..1) that a record write fails with UNABLE_TO_LOCK_ROW")
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "access token lifetime (0: never expire)")

@@ -110,6 +110,7 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 	budget := fs.Float64("api-budget", replicate.DefaultAPIBudget, "share of the target's daily API limit orgsync may use before it pauses the pool")
 	bulkThreshold := fs.Int("bulk-threshold", replicate.DefaultBulkThreshold, "pending events above which upsert mode writes Bulk API 2.0 jobs (0: never)")
 	bulkBatch := fs.Int("bulk-batch", replicate.DefaultBulkBatch, "events per Bulk API 2.0 job")
+	composite := fs.Int("composite", replicate.DefaultComposite, "upsert mode: collections calls of -batch records packed in one composite call, 1..5 (1: off); a fetch takes -batch × -composite events")
 	rateLimit := fs.Float64("rate-limit", 0, "target calls per second from this worker (0: no cap)")
 	maxCalls := fs.Int("max-calls", replicate.DefaultMaxCalls, "concurrent target calls from this worker")
 	workerID := fs.String("worker-id", app.DefaultWorkerID(), "this worker's name; its ID map is <data-dir>/worker-<id>.db")
@@ -142,6 +143,7 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 			Mode: replicate.Mode(*mode), ExternalIDField: *ext, Batch: *batch, Linger: *linger, Concurrency: *conc,
 			MaxDeliver: *maxDeliver, APIBudget: *budget, RateLimit: *rateLimit, MaxCalls: *maxCalls,
 			WorkerID: *workerID, BulkThreshold: bulkSetting(*bulkThreshold), BulkBatch: *bulkBatch,
+			Composite: *composite,
 		},
 		DataDir:     *dataDir,
 		MetricsAddr: *metricsAddr,

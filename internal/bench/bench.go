@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"orgsync/replicate"
+	"orgsync/salesforce/fakeorg"
 )
 
 // Config configures a run. Zero values mean the defaults of cmd/bench.
@@ -42,8 +43,11 @@ type Config struct {
 	Records     int             // backlog size (default 20000)
 	ApexRecords int             // cap of the backlog in apexrest mode (default 2000)
 	Latencies   []time.Duration // fake org latencies (default 0, 20ms, 150ms)
-	Modes       []string        // worker modes (default apexrest, upsert, bulk)
-	DurationCap time.Duration   // per scenario (default 2m)
+	// LatencyPerRecord is the fake org's latency per record written
+	// (fakeorg -latency-per-record); 0 means none.
+	LatencyPerRecord time.Duration
+	Modes            []string      // worker modes (default apexrest, upsert, bulk)
+	DurationCap      time.Duration // per scenario (default 2m)
 
 	// LowLoad runs the low-load scenario: one event every LowLoadEvery for
 	// LowLoadFor (defaults 100ms, 10s) against upsert at LowLoadLatency
@@ -148,6 +152,12 @@ func (s Scenario) WriteRate() float64 {
 // CallsPerRecord is APICalls per written record.
 func (s Scenario) CallsPerRecord() float64 {
 	return float64(s.APICalls) / float64(max(s.Written, 1))
+}
+
+// RecordsPerAPICall is written records per counted API call (every
+// authenticated call; OAuth token requests are not API calls).
+func (s Scenario) RecordsPerAPICall() float64 {
+	return float64(s.Written) / float64(max(s.APICalls, 1))
 }
 
 // RecordsPerWrite is written records per write call.
@@ -305,23 +315,32 @@ type runner struct {
 // jobs off (-bulk-threshold 0), so each row measures one way of writing.
 const ModeBulk = "bulk"
 
-// writeRoute is the fake org's route of a mode's write calls.
-func writeRoute(mode string) string {
+// writeRoutes are the fake org's routes of a mode's write calls.
+func writeRoutes(mode string) []string {
 	if mode == ModeBulk {
-		return "POST /jobs/ingest"
+		return []string{"POST /jobs/ingest"}
 	}
 	switch replicate.Mode(mode) {
 	case replicate.ModeApexREST:
-		return "POST /apexrest/arrify/v1/accounts"
+		return []string{"POST /apexrest/arrify/v1/accounts"}
 	case replicate.ModeCreate:
-		return "POST /composite/sobjects"
+		return []string{"POST /composite/sobjects"}
 	}
-	return "PATCH /composite/sobjects/Account/{field}"
+	return []string{"PATCH /composite/sobjects/Account/{field}", "POST /composite"}
+}
+
+// writeCalls counts a mode's write calls in the fake org's stats.
+func writeCalls(mode string, st fakeorg.Stats) int {
+	n := 0
+	for _, r := range writeRoutes(mode) {
+		n += st.ByRoute[r]
+	}
+	return n
 }
 
 func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Duration, n int) (Scenario, error) {
 	s := Scenario{Mode: mode, Latency: latency, Records: n}
-	e, err := newEnv(dir, latency, true)
+	e, err := newEnv(dir, latency, r.cfg.LatencyPerRecord, true)
 	if err != nil {
 		return s, err
 	}
@@ -350,7 +369,7 @@ func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Dur
 	st := e.org.Stats()
 	s.Written = st.Records["Account"]
 	s.APICalls = st.APICalls
-	s.WriteCalls = st.ByRoute[writeRoute(mode)]
+	s.WriteCalls = writeCalls(mode, st)
 	s.MeanCalls, s.PeakCalls = e.conc.mean()
 	lat, first, last := e.latencies()
 	s.P50, s.P99, s.Max = pct(lat, 50), pct(lat, 99), pct(lat, 100)
@@ -424,7 +443,7 @@ func pct(sorted []time.Duration, p int) time.Duration {
 func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 	l := LowLoad{Every: r.cfg.LowLoadEvery, For: r.cfg.LowLoadFor, Latency: r.cfg.LowLoadLatency,
 		Linger: replicate.DefaultLinger}
-	e, err := newEnv(dir, l.Latency, true)
+	e, err := newEnv(dir, l.Latency, r.cfg.LatencyPerRecord, true)
 	if err != nil {
 		return l, err
 	}
@@ -442,7 +461,7 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 	if _, err := r.waitDrained(ctx, e, w, 1, 10*time.Millisecond); err != nil {
 		return l, err
 	}
-	warm := e.org.Stats().ByRoute[writeRoute(string(replicate.ModeUpsert))]
+	warm := writeCalls(string(replicate.ModeUpsert), e.org.Stats())
 	delete(e.created, name(0))
 	l.Load1 = load1()
 	t := time.NewTicker(l.Every)
@@ -469,7 +488,7 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 	if !done {
 		return l, fmt.Errorf("the %d events did not reach the target within %v", l.Events, r.cfg.DurationCap)
 	}
-	l.WriteCalls = e.org.Stats().ByRoute[writeRoute(string(replicate.ModeUpsert))] - warm
+	l.WriteCalls = writeCalls(string(replicate.ModeUpsert), e.org.Stats()) - warm
 	lat, _, _ := e.latencies()
 	l.P50, l.P99, l.Max = pct(lat, 50), pct(lat, 99), pct(lat, 100)
 	return l, nil
@@ -477,7 +496,7 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 
 func (r *runner) memory(ctx context.Context, dir string, n int) (Memory, error) {
 	m := Memory{Records: n}
-	e, err := newEnv(dir, 0, false)
+	e, err := newEnv(dir, 0, r.cfg.LatencyPerRecord, false)
 	if err != nil {
 		return m, err
 	}

@@ -71,7 +71,7 @@ func TestTinyRun(t *testing.T) {
 	var out strings.Builder
 	rep.WriteMarkdown(&out)
 	for _, want := range []string{"go run ./cmd/bench -records 400", "| apexrest | 0 ms | 400 |", "| upsert | 0 ms | 400 |", "| bulk | 0 ms | 400 |",
-		"upsert vs apexrest throughput", "Low load", "records per write call under a backlog"} {
+		"upsert vs apexrest rate", "Low load", "records per write call (upsert at 0 ms)", "records per counted API call"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
@@ -93,5 +93,32 @@ func TestPercentile(t *testing.T) {
 	}
 	if got := thousands(1234567.4); got != "1,234,567" {
 		t.Errorf("thousands = %q", got)
+	}
+}
+
+// The targets say "met" or by how much they are missed.
+func TestTargets(t *testing.T) {
+	r := &Report{Scenarios: []Scenario{
+		{Mode: "apexrest", Latency: 20 * time.Millisecond, Written: 2000, APICalls: 2000, WriteCalls: 2000,
+			FirstWrite: 0, LastWrite: 5 * time.Second},
+		{Mode: "upsert", Latency: 20 * time.Millisecond, Written: 20001, APICalls: 22, WriteCalls: 20,
+			FirstWrite: 0, LastWrite: time.Second},
+		{Mode: "upsert", Latency: 0, Written: 20001, APICalls: 40, WriteCalls: 30,
+			FirstWrite: 0, LastWrite: time.Second, Worker: Usage{CPU: 400 * time.Millisecond}},
+	}}
+	got := strings.Join(r.Targets(), "\n")
+	for _, want := range []string{
+		"≥ 950 records per write call (upsert at 20 ms): met (1000.0)",
+		"≥ 800 records per counted API call (upsert at 20 ms): met (909.1)",
+		"≥ 950 records per write call (upsert at 0 ms): missed by 283 (70% of the target) (666.7)",
+		"≥ 800 records per counted API call (upsert at 0 ms): missed by 300 (63% of the target) (500.0)",
+		"≥ ×60 the per-record pattern's rate at 20 ms: missed by 10.0× (83% of the target) (×50.0: 20,000 against 400 records/s)",
+		"≥ 40,000 records/s at 0 ms on 2 cores: missed by 20,000 records/s (50% of the target)",
+		"worker CPU ≤ 15 µs per record (upsert at 0 ms): missed by 5.0 µs (1.3×) (20.0 µs)",
+		"records per counted API call, apexrest at 20 ms: 1.0",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("targets lack %q:\n%s", want, got)
+		}
 	}
 }

@@ -54,7 +54,7 @@ type env struct {
 // worker's -api-budget never pauses a scenario.
 const benchDailyLimit = 100_000_000
 
-func newEnv(dir string, latency time.Duration, keep bool) (*env, error) {
+func newEnv(dir string, latency, perRecord time.Duration, keep bool) (*env, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func newEnv(dir string, latency time.Duration, keep bool) (*env, error) {
 		e.close()
 		return nil, err
 	}
-	e.org, err = fakeorg.New(fakeorg.Config{Latency: latency, DailyAPILimit: benchDailyLimit, Seed: 1})
+	e.org, err = fakeorg.New(fakeorg.Config{Latency: latency, LatencyPerRecord: perRecord, DailyAPILimit: benchDailyLimit, Seed: 1})
 	if err != nil {
 		e.close()
 		return nil, err

@@ -252,7 +252,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	st := target.Stats()
 	rep.Synced, rep.DeadLettered = st.Records["Account"], len(entries)
 	rep.TargetCalls = st.APICalls
-	rep.WriteCalls = st.ByRoute["PATCH /composite/sobjects/Account/{field}"]
+	rep.WriteCalls = st.ByRoute["PATCH /composite/sobjects/Account/{field}"] + st.ByRoute["POST /composite"] // collections or composite upserts
 	rep.SourceCalls = source.Stats().APICalls
 	for _, e := range entries {
 		rep.Reasons[e.Code+": "+e.Message]++
@@ -466,7 +466,7 @@ func printReport(out io.Writer, r *Report) {
 	if r.WriteCalls > 0 {
 		perCall = float64(r.Synced) / float64(r.WriteCalls)
 	}
-	fmt.Fprintf(out, "  target API calls:  %d, of which %d upsert calls (%.1f records per write call);\n", r.TargetCalls, r.WriteCalls, perCall)
+	fmt.Fprintf(out, "  target API calls:  %d, of which %d upsert calls (collections or composite, %.1f records per write call);\n", r.TargetCalls, r.WriteCalls, perCall)
 	fmt.Fprintf(out, "                     the trigger + @future recipe makes one call per record: %d\n", r.Accounts)
 	how := "polling"
 	if r.Capture == "cdc" {

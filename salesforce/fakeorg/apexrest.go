@@ -69,6 +69,7 @@ func (o *Org) serveApexREST(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		status, resp := o.createAccountApex(body)
+		o.recordDelay(r, 1)
 		writeJSON(w, status, resp)
 	}
 }

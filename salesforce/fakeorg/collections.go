@@ -138,7 +138,7 @@ func (o *Org) handleCollectionCreate(w http.ResponseWriter, r *http.Request, c *
 	}
 	dups := o.duplicateExternalIDs(recs)
 	results := make([]saveResult, len(recs))
-	tx := &txn{}
+	tx := c.newTxn()
 	o.mu.Lock()
 	for i, in := range recs {
 		if e := dups[i]; e != nil {
@@ -154,6 +154,7 @@ func (o *Org) handleCollectionCreate(w http.ResponseWriter, r *http.Request, c *
 	}
 	finish(allOrNone, tx, results)
 	o.mu.Unlock()
+	o.recordDelay(r, len(results))
 	writeJSON(w, http.StatusOK, results)
 }
 
@@ -166,7 +167,7 @@ func (o *Org) handleCollectionUpdate(w http.ResponseWriter, r *http.Request, c *
 	}
 	dups := o.duplicateExternalIDs(recs)
 	results := make([]saveResult, len(recs))
-	tx := &txn{}
+	tx := c.newTxn()
 	o.mu.Lock()
 	for i, in := range recs {
 		id := in.id
@@ -191,6 +192,7 @@ func (o *Org) handleCollectionUpdate(w http.ResponseWriter, r *http.Request, c *
 	}
 	finish(allOrNone, tx, results)
 	o.mu.Unlock()
+	o.recordDelay(r, len(results))
 	writeJSON(w, http.StatusOK, results)
 }
 
@@ -224,7 +226,7 @@ func (o *Org) handleCollectionDelete(w http.ResponseWriter, r *http.Request, c *
 	}
 	allOrNone := strings.EqualFold(q.Get("allOrNone"), "true")
 	results := make([]saveResult, len(ids))
-	tx := &txn{}
+	tx := c.newTxn()
 	o.mu.Lock()
 	for i, raw := range ids {
 		id := raw
@@ -247,6 +249,7 @@ func (o *Org) handleCollectionDelete(w http.ResponseWriter, r *http.Request, c *
 	}
 	finish(allOrNone, tx, results)
 	o.mu.Unlock()
+	o.recordDelay(r, len(results))
 	writeJSON(w, http.StatusOK, results)
 }
 
@@ -335,7 +338,7 @@ func (o *Org) handleCollectionUpsert(w http.ResponseWriter, r *http.Request, c *
 	}
 	dups := o.duplicateExternalIDs(recs)
 	results := make([]saveResult, len(recs))
-	tx := &txn{}
+	tx := c.newTxn()
 	o.mu.Lock()
 	for i, in := range recs {
 		if byID {
@@ -346,6 +349,7 @@ func (o *Org) handleCollectionUpsert(w http.ResponseWriter, r *http.Request, c *
 	}
 	finish(allOrNone, tx, results)
 	o.mu.Unlock()
+	o.recordDelay(r, len(results))
 	writeJSON(w, http.StatusOK, results)
 }
 

@@ -12,17 +12,19 @@ import (
 
 // ConfigPatch changes the live settings of an Org; nil fields are left
 // alone. It is what PUT /_fake/config decodes, with JSON names latency
-// ("20ms"), fail_rate, lock_rate, token_ttl ("4s"), reject_name (a regular
+// ("20ms"), latency_per_record ("50us"), fail_rate, lock_rate, token_ttl ("4s"), reject_name (a regular
 // expression; "" lifts the rule), daily_api_limit, page_size,
 // redirect_hosts and bulk_processing_delay ("2s").
 type ConfigPatch struct {
-	Latency       *time.Duration
-	FailRate      *float64
-	LockRate      *float64
-	TokenTTL      *time.Duration
-	RejectName    *string
-	DailyAPILimit *int
-	PageSize      *int
+	Latency *time.Duration
+	// LatencyPerRecord is Config.LatencyPerRecord.
+	LatencyPerRecord *time.Duration
+	FailRate         *float64
+	LockRate         *float64
+	TokenTTL         *time.Duration
+	RejectName       *string
+	DailyAPILimit    *int
+	PageSize         *int
 	// RedirectHosts replaces the old-host redirects when non-nil (an empty
 	// map removes them).
 	RedirectHosts map[string]string
@@ -33,6 +35,7 @@ type ConfigPatch struct {
 // configJSON is the wire form of the live settings.
 type configJSON struct {
 	Latency       *string           `json:"latency,omitempty"`
+	PerRecord     *string           `json:"latency_per_record,omitempty"`
 	FailRate      *float64          `json:"fail_rate,omitempty"`
 	LockRate      *float64          `json:"lock_rate,omitempty"`
 	TokenTTL      *string           `json:"token_ttl,omitempty"`
@@ -66,6 +69,9 @@ func (p *ConfigPatch) UnmarshalJSON(b []byte) error {
 	if out.Latency, err = parse("latency", c.Latency); err != nil {
 		return err
 	}
+	if out.LatencyPerRecord, err = parse("latency_per_record", c.PerRecord); err != nil {
+		return err
+	}
 	if out.TokenTTL, err = parse("token_ttl", c.TokenTTL); err != nil {
 		return err
 	}
@@ -90,6 +96,9 @@ func (o *Org) Configure(p ConfigPatch) error {
 	rate("lock_rate", p.LockRate)
 	if p.Latency != nil && *p.Latency < 0 {
 		errs = append(errs, fmt.Errorf("latency %v is negative", *p.Latency))
+	}
+	if p.LatencyPerRecord != nil && *p.LatencyPerRecord < 0 {
+		errs = append(errs, fmt.Errorf("latency_per_record %v is negative", *p.LatencyPerRecord))
 	}
 	if p.BulkProcessingDelay != nil && *p.BulkProcessingDelay < 0 {
 		errs = append(errs, fmt.Errorf("bulk_processing_delay %v is negative", *p.BulkProcessingDelay))
@@ -123,6 +132,9 @@ func (o *Org) Configure(p ConfigPatch) error {
 	l := &o.live
 	if p.Latency != nil {
 		l.latency = *p.Latency
+	}
+	if p.LatencyPerRecord != nil {
+		l.perRecord = *p.LatencyPerRecord
 	}
 	if p.FailRate != nil {
 		l.failRate = *p.FailRate
@@ -164,7 +176,7 @@ func (o *Org) currentConfig() map[string]any {
 		hosts[h] = t
 	}
 	return map[string]any{
-		"latency": l.latency.String(), "fail_rate": l.failRate, "lock_rate": l.lockRate,
+		"latency": l.latency.String(), "latency_per_record": l.perRecord.String(), "fail_rate": l.failRate, "lock_rate": l.lockRate,
 		"token_ttl": l.tokenTTL.String(), "reject_name": l.rejectName, "daily_api_limit": l.dailyLimit,
 		"page_size": l.pageSize, "redirect_hosts": hosts, "bulk_processing_delay": l.bulkDelay.String(),
 		"org_id": o.orgID, "external_id_field": o.schema.extID.Name,

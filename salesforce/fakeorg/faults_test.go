@@ -1,6 +1,10 @@
 package fakeorg_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -178,13 +182,36 @@ func TestLatency(t *testing.T) {
 	}
 }
 
+// The per-record latency holds a write for each record it carries, and no
+// read: with an hour per record a collections write of two records cannot
+// answer within its client's deadline, while a query does.
+func TestLatencyPerRecord(t *testing.T) {
+	f := newFixture(t, fakeorg.Config{})
+	f.doWith(http.MethodPut, "/_fake/config", `{"latency_per_record":"1h"}`, nil).want(t, http.StatusOK)
+	f.do(http.MethodGet, B+"/query?q=SELECT+Id+FROM+Account", nil).want(t, http.StatusOK)
+	body, _ := json.Marshal(collection(false, map[string]any{"Name": "a"}, map[string]any{"Name": "b"}))
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.srv.URL+B+"/composite/sobjects", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	req.Header.Set("Content-Type", "application/json")
+	if res, err := http.DefaultClient.Do(req); !errors.Is(err, context.DeadlineExceeded) {
+		if res != nil {
+			res.Body.Close()
+		}
+		t.Fatalf("write with an hour per record: got %v, want the client's deadline", err)
+	}
+	f.doWith(http.MethodPut, "/_fake/config", `{"latency_per_record":"0s"}`, nil).want(t, http.StatusOK)
+	f.do(http.MethodPost, B+"/composite/sobjects", collection(false, map[string]any{"Name": "c"})).want(t, http.StatusOK)
+}
+
 func TestAdminConfig(t *testing.T) {
 	f := newFixture(t, fakeorg.Config{})
 	var cfg map[string]any
 	f.doWith(http.MethodPut, "/_fake/config",
-		`{"latency":"20ms","fail_rate":0.25,"lock_rate":0.5,"token_ttl":"4s","reject_name":"^Bad","daily_api_limit":500}`, nil).
+		`{"latency":"20ms","latency_per_record":"50µs","fail_rate":0.25,"lock_rate":0.5,"token_ttl":"4s","reject_name":"^Bad","daily_api_limit":500}`, nil).
 		want(t, http.StatusOK).decode(t, &cfg)
-	want := map[string]any{"latency": "20ms", "fail_rate": 0.25, "lock_rate": 0.5, "token_ttl": "4s", "reject_name": "^Bad", "daily_api_limit": 500.0}
+	want := map[string]any{"latency": "20ms", "latency_per_record": "50µs", "fail_rate": 0.25, "lock_rate": 0.5, "token_ttl": "4s", "reject_name": "^Bad", "daily_api_limit": 500.0}
 	for k, v := range want {
 		if cfg[k] != v {
 			t.Errorf("%s: got %v, want %v", k, cfg[k], v)
@@ -196,7 +223,7 @@ func TestAdminConfig(t *testing.T) {
 	}
 	bad := []string{
 		`{"latency":"soon"}`, `{"fail_rate":1.5}`, `{"lock_rate":-0.1}`, `{"token_ttl":"-1s"}`, `{"reject_name":"("}`,
-		`{"daily_api_limit":0}`, `{"nope":1}`, `{"fail_rate":"x"}`, `not json`,
+		`{"daily_api_limit":0}`, `{"latency_per_record":"-1ms"}`, `{"nope":1}`, `{"fail_rate":"x"}`, `not json`,
 	}
 	for _, body := range bad {
 		res := f.doWith(http.MethodPut, "/_fake/config", body, nil)

@@ -57,6 +57,11 @@ type Config struct {
 
 	// Latency is added to every REST and Apex REST call.
 	Latency time.Duration
+	// LatencyPerRecord is added to a call for each record it writes: one for
+	// a single-record write or an Apex REST create, one per record of an
+	// sObject Collections call (also inside a composite call). Bulk API jobs
+	// have BulkProcessingDelay instead.
+	LatencyPerRecord time.Duration
 	// FailRate is the probability (0..1) that a REST or Apex REST call fails
 	// as a whole with 503 SERVER_UNAVAILABLE, committing nothing.
 	FailRate float64
@@ -139,6 +144,7 @@ type Org struct {
 // liveConfig holds the settings PUT /_fake/config may change.
 type liveConfig struct {
 	latency       time.Duration
+	perRecord     time.Duration
 	failRate      float64
 	lockRate      float64
 	tokenTTL      time.Duration
@@ -223,7 +229,7 @@ func New(cfg Config) (*Org, error) {
 		o.live.pageSize = cfg.PageSize
 	}
 	patch := ConfigPatch{
-		Latency: &cfg.Latency, FailRate: &cfg.FailRate, LockRate: &cfg.LockRate,
+		Latency: &cfg.Latency, LatencyPerRecord: &cfg.LatencyPerRecord, FailRate: &cfg.FailRate, LockRate: &cfg.LockRate,
 		TokenTTL: &cfg.TokenTTL, RejectName: &cfg.RejectName, RedirectHosts: cfg.RedirectHosts,
 		BulkProcessingDelay: &cfg.BulkProcessingDelay,
 	}

@@ -29,6 +29,28 @@ type call struct {
 	segs    []string // decoded path segments after /services/data/vNN.N
 	base    string   // scheme://host
 	route   string   // stats key, e.g. "GET /sobjects/Account/{id}"
+	// comp is the composite call this is a subrequest of (nil: none): its
+	// writes are recorded so that allOrNone can roll them back.
+	comp *compositeRun
+}
+
+// newTxn returns a transaction for a call's writes, recorded in the
+// composite call, if any.
+func (c *call) newTxn() *txn {
+	t := &txn{}
+	if c.comp != nil {
+		c.comp.txns = append(c.comp.txns, t)
+	}
+	return t
+}
+
+// txn is newTxn for single-record writes, which need a transaction only
+// inside a composite call (nil otherwise).
+func (c *call) txn() *txn {
+	if c.comp == nil {
+		return nil
+	}
+	return c.newTxn()
 }
 
 // versionPath is the path prefix for the requested version: /services/data/v63.0.
@@ -226,6 +248,8 @@ func (o *Org) routeREST(segs []string) (tmpl string, methods map[string]handler,
 		}, false
 	case segs[0] == "composite" && n == 4 && segs[1] == "sobjects":
 		return "/composite/sobjects/Account/{field}", map[string]handler{http.MethodPatch: o.handleCollectionUpsert}, false
+	case segs[0] == "composite" && n == 1:
+		return "/composite", map[string]handler{http.MethodPost: o.handleComposite}, false
 	case (segs[0] == "query" || segs[0] == "queryAll") && n == 1:
 		return "/" + segs[0], map[string]handler{http.MethodGet: o.handleQuery}, false
 	case (segs[0] == "query" || segs[0] == "queryAll") && n == 2:
@@ -260,6 +284,23 @@ func (o *Org) begin(w http.ResponseWriter, r *http.Request, route string, exempt
 		return false
 	}
 	return true
+}
+
+// recordDelay waits the per-record latency for n records written by the
+// call (or until the client goes away).
+func (o *Org) recordDelay(r *http.Request, n int) {
+	o.mu.Lock()
+	d := o.live.perRecord * time.Duration(n)
+	o.mu.Unlock()
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
 }
 
 // account counts a call in the stats and, unless exempt, in the daily API

@@ -124,9 +124,10 @@ func (o *Org) handleCreate(w http.ResponseWriter, r *http.Request, c *call) {
 	merged, err := o.prepare(in, nil, "", writeOpts{single: true, faults: true})
 	id := ""
 	if err == nil {
-		id = o.commitCreate(merged, time.Time{}, nil)
+		id = o.commitCreate(merged, time.Time{}, c.txn())
 	}
 	o.mu.Unlock()
+	o.recordDelay(r, 1)
 	if err != nil {
 		writeErrors(w, http.StatusBadRequest, err)
 		return
@@ -189,8 +190,9 @@ func (o *Org) handleUpdate(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	o.mu.Lock()
-	err = o.updateLocked(c.segs[2], in, writeOpts{single: true, faults: true}, nil)
+	err = o.updateLocked(c.segs[2], in, writeOpts{single: true, faults: true}, c.txn())
 	o.mu.Unlock()
+	o.recordDelay(r, 1)
 	if err != nil {
 		writeErrors(w, statusOf(err), err)
 		return
@@ -222,7 +224,7 @@ func (o *Org) handleDelete(w http.ResponseWriter, r *http.Request, c *call) {
 	o.mu.Lock()
 	a, err := o.findAccount(c.segs[2])
 	if err == nil {
-		err = o.softDelete(a, nil, true)
+		err = o.softDelete(a, c.txn(), true)
 	}
 	o.mu.Unlock()
 	if err != nil {
@@ -274,17 +276,18 @@ func (o *Org) handleUpsert(w http.ResponseWriter, r *http.Request, c *call) {
 	case len(ids) == 1:
 		delete(in.values, f.Name) // the path value names the record; keep its stored spelling
 		id = ids[0]
-		err = o.updateLocked(id, in, writeOpts{single: true, faults: true}, nil)
+		err = o.updateLocked(id, in, writeOpts{single: true, faults: true}, c.txn())
 	case updateOnly:
 		err = errNotFound()
 	default:
 		in.values[f.Name] = value
 		var merged Record
 		if merged, err = o.prepare(in, nil, "", writeOpts{single: true, faults: true}); err == nil {
-			id = o.commitCreate(merged, time.Time{}, nil)
+			id = o.commitCreate(merged, time.Time{}, c.txn())
 		}
 	}
 	o.mu.Unlock()
+	o.recordDelay(r, 1)
 	switch {
 	case len(ids) > 1:
 		multipleChoices(w, c, ids)
@@ -339,7 +342,7 @@ func (o *Org) handleDeleteByExternalID(w http.ResponseWriter, r *http.Request, c
 	ids := append([]string(nil), o.lookupExternal(c.segs[3])...)
 	var err *Error
 	if len(ids) == 1 {
-		err = o.softDelete(o.accounts[ids[0]], nil, true)
+		err = o.softDelete(o.accounts[ids[0]], c.txn(), true)
 	}
 	o.mu.Unlock()
 	switch {

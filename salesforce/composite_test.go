@@ -1,0 +1,110 @@
+package salesforce_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"orgsync/salesforce"
+	"orgsync/salesforce/fakeorg"
+)
+
+// UpsertComposite against the fake org: one counted call for three lists,
+// per-record results in order, a list refused as a whole reported as its
+// own *APIError with the same class as a collections call would get.
+func TestUpsertComposite(t *testing.T) {
+	org, ts := startFakeOrg(t, fakeorg.Config{OrgID: testOrgID15})
+	obs := &observer{}
+	c := fakeClient(t, ts.URL, obs)
+	ctx := t.Context()
+
+	var lists [][]salesforce.Record
+	for l := range 3 {
+		var recs []salesforce.Record
+		for i := range 200 {
+			recs = append(recs, salesforce.Record{"Source_Id__c": fmt.Sprintf("L%d-%d", l, i), "Name": "n"})
+		}
+		lists = append(lists, recs)
+	}
+	lists[0][1]["Parent"] = map[string]any{"Source_Id__c": "NOT-THERE"}
+	lists[2][5]["NoSuchField__c"] = "x" // refuses the whole list
+	res, err := c.UpsertComposite(ctx, "Account", "Source_Id__c", lists)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 {
+		t.Fatalf("got %d results", len(res))
+	}
+	if res[0].Err != nil || len(res[0].Results) != 200 || res[1].Err != nil || len(res[1].Results) != 200 {
+		t.Fatalf("lists 0 and 1: got %v %d, %v %d", res[0].Err, len(res[0].Results), res[1].Err, len(res[1].Results))
+	}
+	if r := res[0].Results[1]; r.Success {
+		t.Errorf("record with a missing parent succeeded")
+	} else if _, _, ok := salesforce.MissingParent(r.Err()); !ok {
+		t.Errorf("record with a missing parent: got %v, want a missing parent", r.Err())
+	}
+	if !res[0].Results[0].Success || !res[0].Results[0].Created || !res[1].Results[199].Success {
+		t.Errorf("records: got %+v %+v", res[0].Results[0], res[1].Results[199])
+	}
+	var apiErr *salesforce.APIError
+	if !errors.As(res[2].Err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Code != "INVALID_FIELD" ||
+		apiErr.Route != "PATCH /composite/sobjects/Account/Source_Id__c" || salesforce.Classify(res[2].Err) != salesforce.Permanent {
+		t.Errorf("refused list: got %#v", res[2].Err)
+	}
+	if got := obs.routes(); !slices.Equal(got, []string{"POST /composite 200"}) {
+		t.Errorf("routes: got %v, want one POST /composite", got)
+	}
+	if u, ok := c.Usage(); !ok || u.Used != 1 {
+		t.Errorf("usage: got %+v %v, want 1 call", u, ok)
+	}
+	if n := org.Stats().Records["Account"]; n != 399 {
+		t.Errorf("accounts: got %d, want 399", n)
+	}
+}
+
+func TestUpsertCompositeLimits(t *testing.T) {
+	_, ts := startFakeOrg(t, fakeorg.Config{OrgID: testOrgID15})
+	obs := &observer{}
+	c := fakeClient(t, ts.URL, obs)
+	six := make([][]salesforce.Record, 6)
+	for i := range six {
+		six[i] = []salesforce.Record{{"Source_Id__c": fmt.Sprint(i), "Name": "n"}}
+	}
+	if _, err := c.UpsertComposite(t.Context(), "Account", "Source_Id__c", six); !errors.Is(err, salesforce.ErrTooManyRecords) {
+		t.Errorf("6 lists: got %v, want ErrTooManyRecords", err)
+	}
+	big := [][]salesforce.Record{make([]salesforce.Record, 201)}
+	if _, err := c.UpsertComposite(t.Context(), "Account", "Source_Id__c", big); !errors.Is(err, salesforce.ErrTooManyRecords) {
+		t.Errorf("201 records: got %v, want ErrTooManyRecords", err)
+	}
+	subs := make([]salesforce.CompositeSubrequest, 26)
+	for i := range subs {
+		subs[i] = salesforce.CompositeSubrequest{Method: "GET", URL: "/services/data/v61.0/limits", ReferenceID: fmt.Sprint("r", i)}
+	}
+	if _, err := c.Composite(t.Context(), false, subs); !errors.Is(err, salesforce.ErrTooManyRecords) {
+		t.Errorf("26 subrequests: got %v, want ErrTooManyRecords", err)
+	}
+	if _, err := c.Composite(t.Context(), false, []salesforce.CompositeSubrequest{{Method: "GET", URL: "/services/data/v61.0/limits", ReferenceID: "a-b"}}); !errors.Is(err, salesforce.ErrInvalidRequest) {
+		t.Errorf("bad referenceId: got %v, want ErrInvalidRequest", err)
+	}
+	if got := obs.routes(); len(got) != 0 {
+		t.Errorf("refused calls were sent: %v", got)
+	}
+}
+
+// A composite refused as a whole by the org (here more than five
+// collections, sent raw) is the call's error.
+func TestCompositeRefusedAsAWhole(t *testing.T) {
+	_, ts := startFakeOrg(t, fakeorg.Config{OrgID: testOrgID15})
+	c := fakeClient(t, ts.URL, nil)
+	var subs []salesforce.CompositeSubrequest
+	for i := range 6 {
+		subs = append(subs, salesforce.CompositeSubrequest{Method: "GET", URL: "/services/data/v61.0/query?q=SELECT+Id+FROM+Account", ReferenceID: fmt.Sprint("q", i)})
+	}
+	_, err := c.Composite(t.Context(), false, subs)
+	var apiErr *salesforce.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != "LIMIT_EXCEEDED" || apiErr.Route != "POST /composite" {
+		t.Fatalf("got %v, want LIMIT_EXCEEDED for POST /composite", err)
+	}
+}
