@@ -295,3 +295,35 @@ func TestDeletedConsumerRecreated(t *testing.T) {
 	h.waitFor("settled", 30*time.Second, h.settled)
 	h.assertExactlyOnce(want)
 }
+
+// A pool pause names the worker that set it, every worker shows it, and
+// when that worker is gone the survivors probe its cause themselves and
+// clear it once their probe passes.
+func TestSurvivorClearsPauseOfGoneWorker(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{}, queue.Config{})
+	h.publish(0, "Stranded")
+	a := h.startWorker("a", func(c *Config) { c.ExternalIDField = "Missing_Id__c" })
+	h.waitFor("a's pause", 10*time.Second, func() bool {
+		p, err := h.q.PoolState(t.Context())
+		return err == nil && len(p.Causes) == 1 && p.Causes[0].Worker == "a"
+	})
+	b := h.startWorker("b", nil)
+	h.waitFor("b holding back for a's cause", 10*time.Second, func() bool {
+		err := b.w.Ready()
+		return err != nil && strings.Contains(err.Error(), "set by a")
+	})
+	a.stop(t) // a is gone; its cause stays recorded
+	h.waitFor("b clears the cause and syncs", 30*time.Second, func() bool {
+		return h.org.Stats().Records["Account"] == 1 && h.settled()
+	})
+	h.assertExactlyOnce(wantNames(0, []string{"Stranded"}))
+	if p, err := h.q.PoolState(t.Context()); err != nil || p.Paused || len(p.Causes) != 0 {
+		t.Errorf("pool state = %+v, %v; want running", p, err)
+	}
+	if err := b.w.Ready(); err != nil {
+		t.Errorf("b: Ready() = %v", err)
+	}
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("DLQ has %d entries, want 0", len(d))
+	}
+}
