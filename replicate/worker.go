@@ -345,6 +345,7 @@ func (w *Worker) loop(ctx context.Context) error {
 			continue
 		}
 		fails = 0
+		w.state.setConsumerErr(nil) // a fetch worked: the consumer is there
 		if len(ds) == 0 {
 			continue
 		}
@@ -359,21 +360,24 @@ func (w *Worker) loop(ctx context.Context) error {
 	return nil
 }
 
-// rebind gets the consumer again after it was deleted (re-creating it as
-// at start); until then the worker reports not ready.
+// rebind binds the consumer again when a fetch found it missing: deleted
+// by an operator (it is created again as at start) or, in a cluster, with no
+// leader for a moment. Until a fetch works again the worker reports not
+// ready.
 func (w *Worker) rebind(ctx context.Context, cause error) {
 	w.fetchMu.Lock()
 	defer w.fetchMu.Unlock()
-	w.state.setConsumerErr(fmt.Errorf("the consumer %s is gone: %w", queue.ConsumerName, cause))
-	w.log.Error("the shared consumer is gone; creating it again", "consumer", queue.ConsumerName, "err", cause)
-	c, err := w.cfg.Queue.Consumer(ctx)
+	w.state.setConsumerErr(fmt.Errorf("the consumer %s cannot be read: %w", queue.ConsumerName, cause))
+	w.log.Warn("the shared consumer cannot be read (deleted, or no leader yet); binding it again",
+		"consumer", queue.ConsumerName, "err", cause)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := w.cfg.Queue.Consumer(cctx)
 	if err != nil {
-		w.log.Error("re-creating the consumer failed; will try again", "err", err)
+		w.log.Warn("binding the consumer failed; will try again", "err", err)
 		return
 	}
 	w.cons.Store(c)
-	w.state.setConsumerErr(nil)
-	w.log.Info("consumer bound again", "consumer", queue.ConsumerName)
 }
 
 // sleep waits for d or until ctx is done; it reports whether d passed.
