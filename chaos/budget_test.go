@@ -35,8 +35,10 @@ func TestChaosBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= workers; i++ {
+		// Small calls (no composite packing), so that the budget is reached
+		// long before the backlog is written.
 		w := e.addWorker(fmt.Sprintf("w%d", i), "-api-budget", fmt.Sprint(budget),
-			"-batch", fmt.Sprint(batch), "-concurrency", fmt.Sprint(concurrency))
+			"-batch", fmt.Sprint(batch), "-composite", "1", "-concurrency", fmt.Sprint(concurrency))
 		if err := e.startWorker(w, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
