@@ -159,7 +159,7 @@ func (o *Org) handleJobCreate(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	j := &bulkJob{
 		object: body.Object, operation: body.Operation, apiVersion: c.version,
-		origin: changeOrigin(apiBulk, c.version, r.Header),
+		origin:     changeOrigin(apiBulk, c.version, r.Header),
 		lineEnding: cmpOr(body.LineEnding, "LF"), delimiter: cmpOr(body.ColumnDelimiter, "COMMA"), state: jobOpen,
 	}
 	switch body.Operation {
