@@ -71,8 +71,8 @@ func TestCDCSkipsTheWorkersWrites(t *testing.T) {
 	pollDone := make(chan error, 1)
 	go func() {
 		_, err := RunPoller(ctx, PollerConfig{NATS: NATSConfig{Conn: ncA},
-			Source: salesforce.AuthConfig{URL: srcSrv.URL, ClientID: "demo", ClientSecret: "demo-secret"},
-			Poll: capture.PollerConfig{Interval: 50 * time.Millisecond, SkipField: capture.DefaultSkipField, RateLimit: -1},
+			Source:  salesforce.AuthConfig{URL: srcSrv.URL, ClientID: "demo", ClientSecret: "demo-secret"},
+			Poll:    capture.PollerConfig{Interval: 50 * time.Millisecond, SkipField: capture.DefaultSkipField, RateLimit: -1},
 			DataDir: t.TempDir()})
 		pollDone <- err
 	}()
