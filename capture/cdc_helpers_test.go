@@ -135,10 +135,22 @@ func (e *cdcEnv) storedCount() int {
 	return len(counts)
 }
 
-// createREST creates n accounts through the REST API and returns their IDs.
+// userClient is a client of the fake source org that, unlike orgsync's,
+// sends no Sforce-Call-Options: its writes are someone else's.
+func (e *cdcEnv) userClient() *salesforce.Client {
+	e.t.Helper()
+	c, err := salesforce.NewClient(salesforce.Config{Auth: restAuth(e)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// createREST creates n accounts through the REST API, as a user other than
+// orgsync, and returns their IDs.
 func (e *cdcEnv) createREST(prefix string, n int) []string {
 	e.t.Helper()
-	c := e.client()
+	c := e.userClient()
 	var ids []string
 	for i := range n {
 		res, err := c.Create(e.t.Context(), "Account", salesforce.Record{"Name": prefix + "-" + string(rune('a'+i%26)),

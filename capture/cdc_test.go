@@ -3,8 +3,11 @@ package capture_test
 import (
 	"bytes"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"orgsync/event"
 	"orgsync/queue"
 	"orgsync/salesforce"
+	"orgsync/salesforce/fakeorg"
 	"orgsync/salesforce/fakeorg/eventbus"
 	"orgsync/salesforce/pubsub"
 )
@@ -54,17 +58,17 @@ func TestCDCPublishesCreatesLikePoll(t *testing.T) {
 	r := e.start(e.dbPath(), nil)
 	e.ready(r)
 	ids := e.createREST("cdc", 3)
-	res, err := e.client().CreateMany(t.Context(), "Account", []salesforce.Record{
+	res, err := e.userClient().CreateMany(t.Context(), "Account", []salesforce.Record{
 		{"Name": "many-1", "Phone": "555", "NumberOfEmployees": 12, "AnnualRevenue": 1500.5, "Website": "https://x.example"},
 		{"Name": "many-2", "ShippingCity": "Oslo", "ShippingLatitude": 59.91}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ids = append(ids, res[0].ID, res[1].ID)
-	if err := e.client().Update(t.Context(), "Account", ids[0], salesforce.Record{"Phone": "1"}); err != nil {
+	if err := e.userClient().Update(t.Context(), "Account", ids[0], salesforce.Record{"Phone": "1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.client().Delete(t.Context(), "Account", ids[1]); err != nil {
+	if err := e.userClient().Delete(t.Context(), "Account", ids[1]); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "7 events handled", func() bool {
@@ -337,25 +341,128 @@ func TestCDCReadyzFalseUntilSubscribed(t *testing.T) {
 }
 
 // TestCDCSkipsOwnChanges: changes whose changeOrigin carries
-// client=orgsync are not published (two-way setups), but still move the
-// checkpoint.
+// client=orgsync, which the fake sets from the writing request's
+// Sforce-Call-Options as Salesforce does, are not published (two-way
+// setups), but still move the checkpoint; another client's are.
 func TestCDCSkipsOwnChanges(t *testing.T) {
 	e := newCDCEnv(t, eventbus.Config{})
 	r := e.start(e.dbPath(), nil)
 	e.ready(r)
-	e.bus.Configure(eventbus.Settings{Origin: eventbus.DefaultOrigin + ";" + capture.OwnOrigin})
-	e.createREST("own", 2)
-	e.bus.Configure(eventbus.Settings{Origin: eventbus.DefaultOrigin})
-	theirs := e.createREST("theirs", 1)
-	eventually(t, "3 creates handled", func() bool { return r.cdc.Totals().Events[pubsub.ChangeCreate] == 3 })
-	if n := r.cdc.Totals().OwnChanges; n != 2 {
-		t.Fatalf("own changes %d, want 2", n)
+	own := e.client() // sends Sforce-Call-Options: client=orgsync, as orgsync's own clients do
+	for _, name := range []string{"own-1", "own-2"} {
+		if _, err := own.Create(t.Context(), "Account", salesforce.Record{"Name": name}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	e.assertStored(theirs)
+	// The fake's admin override replaces the origin of later events; ""
+	// gives the writes their own back.
+	e.bus.Configure(eventbus.Settings{Origin: "com/salesforce/api/soap/66.0;" + capture.OwnOrigin})
+	e.createREST("overridden", 1)
+	e.bus.Configure(eventbus.Settings{})
+	theirs := e.createREST("theirs", 1)
+	eventually(t, "4 creates handled", func() bool { return r.cdc.Totals().Events[pubsub.ChangeCreate] == 4 })
 	eventually(t, "the checkpoint at the last event", func() bool {
 		rid, _ := r.cdc.Checkpoint()
 		return bytes.Equal(rid, e.bus.LatestReplayID())
 	})
+	if n := r.cdc.Totals().OwnChanges; n != 3 {
+		t.Fatalf("own changes %d, want 3", n)
+	}
+	e.assertStored(theirs) // the checkpoint moves after the acks: everything is in
+}
+
+// TestCDCCountsUndeletes: UNDELETE change events (the fake's
+// POST /_fake/undelete, standing for SOAP undelete()) are counted by
+// change type, not published, and move the checkpoint.
+func TestCDCCountsUndeletes(t *testing.T) {
+	e := newCDCEnv(t, eventbus.Config{})
+	r := e.start(e.dbPath(), nil)
+	e.ready(r)
+	ids := e.createREST("undeleted", 2)
+	for _, id := range ids {
+		if err := e.userClient().Delete(t.Context(), "Account", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := e.org.Undelete(ids, ""); !res[0].Success || !res[1].Success {
+		t.Fatalf("undelete: %+v", res)
+	}
+	eventually(t, "2 undeletes counted", func() bool { return r.cdc.Totals().Events[pubsub.ChangeUndelete] == 2 })
+	eventually(t, "the checkpoint at the last event", func() bool {
+		rid, _ := r.cdc.Checkpoint()
+		return bytes.Equal(rid, e.bus.LatestReplayID())
+	})
+	tot := r.cdc.Totals()
+	if tot.Events[pubsub.ChangeCreate] != 2 || tot.Events[pubsub.ChangeDelete] != 2 {
+		t.Fatalf("events %v, want 2 creates, 2 deletes, 2 undeletes", tot.Events)
+	}
+	if tot.Published != 2 {
+		t.Fatalf("published %d, want the 2 creates only", tot.Published)
+	}
+	e.assertStored(ids)
+}
+
+// TestCDCNotReadyWhileCatchingUp: /readyz (Ready) is false while a
+// catch-up's SOQL runs on a live subscription, and true again after.
+func TestCDCNotReadyWhileCatchingUp(t *testing.T) {
+	e := newCDCEnv(t, eventbus.Config{})
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var releaseOnce sync.Once
+	open := func() { releaseOnce.Do(func() { close(release) }) }
+	defer open()
+	gated := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.Contains(req.URL.Path, "/query") && strings.Contains(req.URL.Query().Get("q"), "CreatedDate >=") {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			select {
+			case <-release:
+			case <-req.Context().Done():
+				return
+			}
+		}
+		e.org.ServeHTTP(w, req)
+	}))
+	defer gated.Close()
+	auth, err := salesforce.NewAuth(t.Context(), salesforce.AuthConfig{URL: gated.URL,
+		ClientID: fakeorg.DefaultClientID, ClientSecret: fakeorg.DefaultClientSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := salesforce.NewClient(salesforce.Config{Auth: auth, CallOptions: "client=orgsync"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	metrics := capture.NewCDCMetrics(reg)
+	r := e.start(e.dbPath(), func(c *capture.CDCConfig, _ *pubsub.Config) { c.Client, c.CDCMetrics = slow, metrics })
+	e.ready(r)
+	e.bus.Configure(eventbus.Settings{Suppress: true})
+	ids := e.createREST("caught-up", 1)
+	e.bus.Configure(eventbus.Settings{})
+	e.bus.Overflow()
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the catch-up never queried")
+	}
+	if err := r.cdc.Ready(); err == nil || !strings.Contains(err.Error(), "catching up") {
+		t.Fatalf("Ready() = %v during the catch-up, want catching up", err)
+	}
+	if g := gaugeValue(t, reg, "orgsync_cdc_catching_up"); g != 1 {
+		t.Fatalf("catching_up gauge %v during the catch-up, want 1", g)
+	}
+	if e.bus.Subscribers() != 1 {
+		t.Fatal("the subscription went away during the catch-up")
+	}
+	open()
+	eventually(t, "ready after the catch-up", func() bool { return r.cdc.Ready() == nil })
+	if g := gaugeValue(t, reg, "orgsync_cdc_catching_up"); g != 0 {
+		t.Fatalf("catching_up gauge %v after the catch-up, want 0", g)
+	}
+	eventually(t, "the caught-up record", func() bool { return e.storedCount() == 1 })
+	e.assertStored(ids)
 }
 
 // TestCDCReadsDiffFieldsBack: a long text field that arrives as a diff is
@@ -366,7 +473,7 @@ func TestCDCReadsDiffFieldsBack(t *testing.T) {
 	e.ready(r)
 	e.bus.Configure(eventbus.Settings{DiffCreates: true})
 	long := strings.Repeat("long text ", 150)
-	res, err := e.client().Create(t.Context(), "Account", salesforce.Record{"Name": "diff", "Description": long})
+	res, err := e.userClient().Create(t.Context(), "Account", salesforce.Record{"Name": "diff", "Description": long})
 	if err != nil {
 		t.Fatal(err)
 	}

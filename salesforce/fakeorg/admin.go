@@ -72,7 +72,7 @@ type adminError struct {
 
 // serveAdmin answers the loopback tooling endpoints under /_fake/ (no auth,
 // not counted): GET /_fake/stats, GET|PUT /_fake/config, POST /_fake/reset,
-// and POST /_fake/tokens, which mints a refresh token and an access token
+// POST /_fake/undelete (undelete.go), and POST /_fake/tokens, which mints a refresh token and an access token
 // tied to it (for clients outside Go, as IssueRefreshToken is for tests).
 func (o *Org) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
@@ -115,6 +115,8 @@ func (o *Org) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{
 			"access_token": o.mintAccessToken(refresh), "refresh_token": refresh, "instance_url": baseURL(r),
 		})
+	case "/_fake/undelete":
+		o.serveUndelete(w, r)
 	case "/_fake/reset":
 		if r.Method != http.MethodPost {
 			writeJSON(w, http.StatusMethodNotAllowed, adminError{"use POST"})
@@ -123,6 +125,6 @@ func (o *Org) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		o.Reset()
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		writeJSON(w, http.StatusNotFound, adminError{"no such admin endpoint; try /_fake/stats, /_fake/config, /_fake/tokens or /_fake/reset"})
+		writeJSON(w, http.StatusNotFound, adminError{"no such admin endpoint; try /_fake/stats, /_fake/config, /_fake/tokens, /_fake/undelete or /_fake/reset"})
 	}
 }

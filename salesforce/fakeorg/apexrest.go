@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -68,14 +69,20 @@ func (o *Org) serveApexREST(w http.ResponseWriter, r *http.Request) {
 			writeErrors(w, http.StatusBadRequest, jsonParserError("Unable to read the request body"))
 			return
 		}
-		status, resp := o.createAccountApex(body)
+		status, resp := o.createAccountApex(body, changeOrigin(apiREST, newestVersion(), r.Header))
 		o.recordDelay(r, 1)
 		writeJSON(w, status, resp)
 	}
 }
 
-// createAccountApex is ArrifyAccountsApi.createAccount.
-func (o *Org) createAccountApex(body []byte) (int, *apexResponse) {
+// newestVersion is the API version in the changeOrigin of writes made
+// through calls whose URLs name none (Apex REST, /_fake/undelete): the
+// fake's newest version.
+func newestVersion() string { return strconv.Itoa(maxVersion) + ".0" }
+
+// createAccountApex is ArrifyAccountsApi.createAccount; origin is the
+// changeOrigin of its insert.
+func (o *Org) createAccountApex(body []byte, origin string) (int, *apexResponse) {
 	resp := &apexResponse{}
 	if strings.TrimSpace(string(body)) == "" {
 		resp.Message = "Request body is empty"
@@ -113,7 +120,7 @@ func (o *Org) createAccountApex(body []byte) (int, *apexResponse) {
 	merged, err := o.prepare(in, nil, "", writeOpts{single: true, faults: true})
 	id := ""
 	if err == nil {
-		id = o.commitCreate(merged, time.Time{}, nil)
+		id = o.commitCreate(merged, time.Time{}, directTxn(origin))
 	}
 	o.mu.Unlock()
 	if err != nil {

@@ -52,6 +52,7 @@ type bulkJob struct {
 	id, object, operation, extField string
 	lineEnding, delimiter           string
 	apiVersion                      string // "63.0"
+	origin                          string // changeOrigin of its writes, from the create request
 	state                           string // Open, UploadComplete (closed), Aborted, Failed, JobComplete
 	created, modstamp               time.Time
 	closedAt                        time.Time
@@ -158,6 +159,7 @@ func (o *Org) handleJobCreate(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	j := &bulkJob{
 		object: body.Object, operation: body.Operation, apiVersion: c.version,
+		origin:     changeOrigin(apiBulk, c.version, r.Header),
 		lineEnding: cmpOr(body.LineEnding, "LF"), delimiter: cmpOr(body.ColumnDelimiter, "COMMA"), state: jobOpen,
 	}
 	switch body.Operation {
@@ -736,9 +738,9 @@ func (o *Org) processRow(j *bulkJob, extField *field, in *recordInput, pre *Erro
 			id = ""
 			return failed(err)
 		}
-		return rowResult{done: true, id: o.commitCreate(merged, time.Time{}, nil), created: true}
+		return rowResult{done: true, id: o.commitCreate(merged, time.Time{}, directTxn(j.origin)), created: true}
 	case "upsert":
-		res := o.upsertOne(extField, in, nil, nil)
+		res := o.upsertOne(extField, in, nil, directTxn(j.origin))
 		if !res.Success {
 			return rowResult{done: true, err: &res.Errors[0]}
 		}
@@ -747,7 +749,7 @@ func (o *Org) processRow(j *bulkJob, extField *field, in *recordInput, pre *Erro
 		if !in.hasID || in.id == "" {
 			return failed(fieldsError("MISSING_ARGUMENT", "Id not specified in an update call", nil))
 		}
-		if err := o.updateLocked(in.id, in, writeOpts{faults: true}, nil); err != nil {
+		if err := o.updateLocked(in.id, in, writeOpts{faults: true}, directTxn(j.origin)); err != nil {
 			return failed(recordErr(err))
 		}
 		return rowResult{done: true, id: id}
@@ -757,7 +759,7 @@ func (o *Org) processRow(j *bulkJob, extField *field, in *recordInput, pre *Erro
 		}
 		a, err := o.findAccount(in.id)
 		if err == nil {
-			err = o.softDelete(a, nil, true)
+			err = o.softDelete(a, directTxn(j.origin), true)
 		}
 		if err != nil {
 			if err.Code == "MALFORMED_ID" {

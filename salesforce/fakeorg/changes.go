@@ -2,7 +2,9 @@ package fakeorg
 
 import (
 	"maps"
+	"net/http"
 	"reflect"
+	"strings"
 	"time"
 )
 
@@ -28,6 +30,9 @@ type Change struct {
 	// Nulled lists the fields the change set to null (updates only).
 	Nulled []string
 	Time   time.Time // commit time, UTC
+	// Origin is the changeOrigin Salesforce would report (see
+	// changeOrigin); "" for writes made outside the APIs (InsertAccount).
+	Origin string
 }
 
 // ChangeField is one Account field as change events carry it. Type is one
@@ -88,6 +93,9 @@ func (o *Org) noteChange(tx *txn, typ string, old, cur Record) {
 		return
 	}
 	c := Change{Type: typ, RecordID: cur["Id"].(string), Fields: maps.Clone(cur), Time: o.nowUTC()}
+	if tx != nil {
+		c.Origin = tx.origin
+	}
 	if typ == ChangeUpdate {
 		for _, f := range o.schema.fields {
 			nv, ov := cur[f.Name], old[f.Name]
@@ -105,15 +113,19 @@ func (o *Org) noteChange(tx *txn, typ string, old, cur Record) {
 			fn(c)
 		}
 	}
-	if tx == nil {
+	if tx == nil || tx.direct {
 		emit()
 		return
 	}
 	tx.pending = append(tx.pending, emit)
 }
 
-// commit reports the changes of a transaction that was not rolled back.
+// commit reports the changes of a transaction that was not rolled back
+// (for a composite subrequest's, once the whole call was not).
 func (t *txn) commit() {
+	if t.inComposite {
+		return
+	}
 	for _, fn := range t.pending {
 		fn()
 	}
@@ -123,3 +135,36 @@ func (t *txn) commit() {
 // ValidAccessToken reports whether tok is a live access token of the org
 // (for servers beside the REST API, like the Pub/Sub API fake).
 func (o *Org) ValidAccessToken(tok string) bool { return o.validToken(tok) }
+
+// API names of changeOrigin.
+const (
+	apiREST = "rest"
+	apiBulk = "bulkapi"
+	apiSOAP = "soap"
+)
+
+// changeOrigin renders the changeOrigin Salesforce reports for a write made
+// through api at version ("66.0"):
+// com/salesforce/api/<api>/<version>, then ";client=<id>" when the
+// request's Sforce-Call-Options header names a client ("client=orgsync",
+// options separated by commas or semicolons); without one the suffix is
+// left out, as Salesforce does.
+func changeOrigin(api, version string, h http.Header) string {
+	origin := "com/salesforce/api/" + api + "/" + version
+	if client := callOptionsClient(h.Get("Sforce-Call-Options")); client != "" {
+		origin += ";client=" + client
+	}
+	return origin
+}
+
+// callOptionsClient returns the client option of a Sforce-Call-Options
+// value, "" when it has none.
+func callOptionsClient(v string) string {
+	for _, opt := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ';' }) {
+		k, val, ok := strings.Cut(strings.TrimSpace(opt), "=")
+		if ok && strings.TrimSpace(k) == "client" {
+			return strings.TrimSpace(val)
+		}
+	}
+	return ""
+}

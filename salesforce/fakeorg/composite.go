@@ -27,6 +27,15 @@ func (cr *compositeRun) rollback() {
 	}
 }
 
+// commit reports the changes of the call's subrequests, in order, once the
+// call was not rolled back. The caller holds o.mu.
+func (cr *compositeRun) commit() {
+	for _, t := range cr.txns {
+		t.inComposite = false
+		t.commit()
+	}
+}
+
 // compositeSub is one subrequest as sent.
 type compositeSub struct {
 	Method      string            `json:"method"`
@@ -128,10 +137,13 @@ func (o *Org) handleComposite(w http.ResponseWriter, r *http.Request, c *call) {
 			failed = i
 		}
 	}
+	o.mu.Lock()
 	if failed >= 0 {
-		o.mu.Lock()
 		run.rollback()
-		o.mu.Unlock()
+	}
+	run.commit()
+	o.mu.Unlock()
+	if failed >= 0 {
 		for i := range failed {
 			results[i].setError(http.StatusBadRequest, errProcessingHalted())
 		}
@@ -191,7 +203,7 @@ func (o *Org) serveSubrequest(r *http.Request, parent *call, run *compositeRun, 
 		res.setError(http.StatusNotFound, errNotFound())
 		return
 	}
-	c := &call{version: version, major: major, segs: segs[1:], base: parent.base, comp: run}
+	c := &call{version: version, major: major, segs: segs[1:], base: parent.base, comp: run, origin: parent.origin}
 	tmpl, methods, _ := o.routeREST(c.segs)
 	method := strings.ToUpper(s.Method)
 	c.route = method + " " + tmpl

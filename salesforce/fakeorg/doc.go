@@ -22,6 +22,7 @@
 //	     /services/data/vNN.N/…       REST, see the route templates below (v20.0 to v66.0)
 //	POST /services/apexrest/arrify/v1/accounts   ArrifyAccountsApi from the seed
 //	GET  /_fake/stats, GET|PUT /_fake/config, POST /_fake/reset, POST /_fake/tokens   loopback tooling, no auth
+//	POST /_fake/undelete {"ids":[…]}  fake-only stand-in for SOAP undelete() (Undelete), no auth
 //
 // # Route templates
 //

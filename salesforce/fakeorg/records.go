@@ -49,7 +49,21 @@ type writeOpts struct {
 type txn struct {
 	undo    []func()
 	pending []func() // change notes, run on commit (changes.go)
+	// origin is the changeOrigin of the writes (changes.go); "" for writes
+	// made outside the APIs.
+	origin string
+	// direct marks writes that cannot be rolled back: their changes are
+	// reported at once, not on commit.
+	direct bool
+	// inComposite marks the writes of a composite subrequest: their
+	// changes wait for the whole call (compositeRun.commit).
+	inComposite bool
 }
+
+// directTxn is the transaction of writes that commit at once (a
+// single-record call, a Bulk API row, Apex REST), made through an API
+// whose changeOrigin is origin.
+func directTxn(origin string) *txn { return &txn{origin: origin, direct: true} }
 
 func (t *txn) rollback() {
 	for i := len(t.undo) - 1; i >= 0; i-- {
@@ -461,7 +475,7 @@ func (o *Org) commitCreate(merged Record, createdAt time.Time, tx *txn) string {
 	o.order = append(o.order, id)
 	o.indexAdd(id, merged)
 	o.noteChange(tx, ChangeCreate, nil, merged)
-	if tx != nil {
+	if tx != nil && !tx.direct {
 		tx.undo = append(tx.undo, func() {
 			o.indexRemove(id, merged)
 			delete(o.accounts, id)
@@ -484,7 +498,7 @@ func (o *Org) commitUpdate(a *account, merged Record, tx *txn) {
 	a.f = merged
 	o.indexAdd(merged["Id"].(string), merged)
 	o.noteChange(tx, ChangeUpdate, old, merged)
-	if tx != nil {
+	if tx != nil && !tx.direct {
 		tx.undo = append(tx.undo, func() {
 			o.indexRemove(merged["Id"].(string), merged)
 			a.f = old
@@ -526,7 +540,7 @@ func (o *Org) softDelete(a *account, tx *txn, faults bool) *Error {
 	o.indexRemove(old["Id"].(string), old)
 	a.f, a.deleted = f, true
 	o.noteChange(tx, ChangeDelete, old, f)
-	if tx != nil {
+	if tx != nil && !tx.direct {
 		tx.undo = append(tx.undo, func() {
 			a.f, a.deleted = old, false
 			o.indexAdd(old["Id"].(string), old)

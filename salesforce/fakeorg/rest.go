@@ -32,23 +32,25 @@ type call struct {
 	// comp is the composite call this is a subrequest of (nil: none): its
 	// writes are recorded so that allOrNone can roll them back.
 	comp *compositeRun
+	// origin is the changeOrigin of the call's writes (changes.go).
+	origin string
 }
 
 // newTxn returns a transaction for a call's writes, recorded in the
 // composite call, if any.
 func (c *call) newTxn() *txn {
-	t := &txn{}
+	t := &txn{origin: c.origin, inComposite: c.comp != nil}
 	if c.comp != nil {
 		c.comp.txns = append(c.comp.txns, t)
 	}
 	return t
 }
 
-// txn is newTxn for single-record writes, which need a transaction only
-// inside a composite call (nil otherwise).
+// txn is newTxn for single-record writes, which need a transaction that
+// can roll back only inside a composite call (a direct one otherwise).
 func (c *call) txn() *txn {
 	if c.comp == nil {
-		return nil
+		return directTxn(c.origin)
 	}
 	return c.newTxn()
 }
@@ -146,7 +148,8 @@ func (o *Org) serveREST(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusNotFound, errNotFound())
 		return
 	}
-	c := &call{version: version, major: major, segs: segs[1:], base: baseURL(r)}
+	c := &call{version: version, major: major, segs: segs[1:], base: baseURL(r),
+		origin: changeOrigin(apiREST, version, r.Header)}
 	tmpl, methods, exempt := o.routeREST(c.segs)
 	c.route = r.Method + " " + tmpl
 	h, allowed := methods[r.Method]

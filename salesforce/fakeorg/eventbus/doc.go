@@ -1,6 +1,10 @@
 // Package eventbus serves a fake Salesforce Pub/Sub API (gRPC, package
 // eventbus.v1) beside a fakeorg.Org: Change Data Capture events for every
-// Account create, update and delete the org commits, whatever API made it.
+// Account create, update, delete and undelete the org commits, whatever API
+// made it. Each event's changeOrigin is the one Salesforce sets
+// (fakeorg.Change.Origin): com/salesforce/api/<rest|bulkapi|soap>/<version>,
+// with ";client=<id>" when the writing request's Sforce-Call-Options named
+// a client.
 //
 // It follows Salesforce's semantics where they are documented: GetTopic and
 // GetSchema; Subscribe with LATEST, EARLIEST and CUSTOM (exclusive: the
@@ -41,7 +45,8 @@
 //
 // stall keeps streams open but sends nothing, not even keepalives;
 // suppress drops the org's changes instead of publishing them (so that a
-// forced gap or overflow event is the only trace of them); change_origin
-// sets the changeOrigin of later events (e.g. with ";client=orgsync");
+// forced gap or overflow event is the only trace of them); change_origin,
+// when not "", replaces the changeOrigin of later events whatever wrote
+// them ("" restores the writes' own);
 // diff_creates sends a create's long Description as a diff too.
 package eventbus

@@ -38,9 +38,6 @@ const (
 	firstCounter = 0x048744
 )
 
-// DefaultOrigin is the changeOrigin of the org's changes.
-const DefaultOrigin = "com/salesforce/api/rest/66.0"
-
 // Topics the fake serves.
 const (
 	TopicAccount = "/data/AccountChangeEvent"
@@ -96,7 +93,7 @@ type Server struct {
 	idleClose   time.Duration
 	stall       bool
 	suppress    bool
-	origin      string
+	origin      string // overrides the changes' own changeOrigin when not ""
 	diffCreates bool
 	subscribers int
 	changed     chan struct{}  // closed and replaced on every new event or setting
@@ -118,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 		orgID: cfg.Org.OrgID(), userID: cfg.Org.UserID(),
 		last: firstCounter - 1, purged: firstCounter - 1,
 		retention: cmpOr(cfg.Retention, DefaultRetention), keepalive: cmpOr(cfg.Keepalive, DefaultKeepalive),
-		idleClose: cmpOr(cfg.IdleClose, DefaultIdleClose), changed: make(chan struct{}), origin: DefaultOrigin,
+		idleClose: cmpOr(cfg.IdleClose, DefaultIdleClose), changed: make(chan struct{}),
 		calls: map[string]int{},
 	}
 	if s.now == nil {
@@ -293,7 +290,11 @@ func (s *Server) onChange(c fakeorg.Change) {
 	if s.suppress {
 		return
 	}
-	h := header{changeType: c.Type, recordIDs: []string{c.RecordID}, origin: s.origin,
+	origin := c.Origin
+	if s.origin != "" {
+		origin = s.origin
+	}
+	h := header{changeType: c.Type, recordIDs: []string{c.RecordID}, origin: origin,
 		txKey: txKey(), seq: 1, commit: c.Time, user: s.userID}
 	rec := c.Fields
 	if c.Type == fakeorg.ChangeCreate && s.diffCreates {
@@ -362,9 +363,10 @@ func (s *Server) Overflow() {
 type Settings struct {
 	Retention, Keepalive, IdleClose time.Duration
 	Stall, Suppress                 bool
-	// Origin is the changeOrigin of the org's changes ("" keeps it),
-	// e.g. "com/salesforce/api/rest/66.0;client=orgsync" for a two-way
-	// setup's own writes.
+	// Origin, when not "", replaces the changeOrigin of the org's changes,
+	// which otherwise is the one Salesforce reports for the write
+	// ("com/salesforce/api/rest/66.0;client=orgsync" for a REST call with
+	// Sforce-Call-Options: client=orgsync; fakeorg.Change.Origin).
 	Origin string
 	// DiffCreates sends long Description values of creates as diffs too.
 	DiffCreates bool
@@ -384,10 +386,7 @@ func (s *Server) Configure(st Settings) {
 	s.retention = cmpOr(st.Retention, s.retention)
 	s.keepalive = cmpOr(st.Keepalive, s.keepalive)
 	s.idleClose = cmpOr(st.IdleClose, s.idleClose)
-	s.stall, s.suppress, s.diffCreates = st.Stall, st.Suppress, st.DiffCreates
-	if st.Origin != "" {
-		s.origin = st.Origin
-	}
+	s.stall, s.suppress, s.diffCreates, s.origin = st.Stall, st.Suppress, st.DiffCreates, st.Origin
 	s.purgeLocked()
 	s.notifyLocked()
 }

@@ -1,0 +1,43 @@
+package fakeorg
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestChangeOriginHeader(t *testing.T) {
+	for _, tt := range []struct{ header, want string }{
+		{"", "com/salesforce/api/rest/61.0"},
+		{"client=orgsync", "com/salesforce/api/rest/61.0;client=orgsync"},
+		{" client = orgsync ", "com/salesforce/api/rest/61.0;client=orgsync"},
+		{"client=caseSensitiveToken; defaultNamespace=battle", "com/salesforce/api/rest/61.0;client=caseSensitiveToken"},
+		{"defaultNamespace=battle,client=ETL", "com/salesforce/api/rest/61.0;client=ETL"},
+		{"defaultNamespace=battle", "com/salesforce/api/rest/61.0"},
+		{"client=", "com/salesforce/api/rest/61.0"},
+		{"Client=orgsync", "com/salesforce/api/rest/61.0"}, // the fake matches the option name exactly (unverified against Salesforce)
+	} {
+		h := http.Header{}
+		if tt.header != "" {
+			h.Set("Sforce-Call-Options", tt.header)
+		}
+		if got := changeOrigin(apiREST, "61.0", h); got != tt.want {
+			t.Errorf("%q: %q, want %q", tt.header, got, tt.want)
+		}
+	}
+}
+
+func FuzzCallOptionsClient(f *testing.F) {
+	for _, s := range []string{"client=orgsync", "client=a; defaultNamespace=b", "defaultNamespace=b,client=c", "=,;", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		c := callOptionsClient(v)
+		if strings.ContainsAny(c, ",;") || c != strings.TrimSpace(c) {
+			t.Fatalf("client %q from %q", c, v)
+		}
+		if c != "" && !strings.Contains(v, c) {
+			t.Fatalf("client %q not in %q", c, v)
+		}
+	})
+}
