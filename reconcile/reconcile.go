@@ -197,8 +197,8 @@ type Result struct {
 	Extra         int
 	Different     int
 	StaleMappings int
-	Repairs       int // repair events published (or, with DryRun, that would be)
-	MapFixes      int // ID map entries corrected (or that would be)
+	Repairs       int  // repair events published (or, with DryRun, that would be)
+	MapFixes      int  // ID map entries corrected (or that would be)
 	Bulk          bool // read by Bulk API 2.0 query jobs (Config.BulkThreshold)
 }
 
