@@ -21,6 +21,10 @@ import (
 
 // Defaults of the Bulk path.
 const (
+	// DefaultBulkThreshold is -bulk-threshold's default: the source size
+	// from which the Bulk path costs fewer calls and less time than REST
+	// paging (docs/reconcile.md has the measurement).
+	DefaultBulkThreshold = 20000
 	// BulkResultRecords is the maxRecords of each set of a query job's
 	// results read at once: with the run of the sorter, what bounds the
 	// memory of the Bulk path.
@@ -349,6 +353,16 @@ type merged struct {
 
 // merge ends the sorter's input and returns its records in key order.
 func (s *sorter) merge() (*merged, error) {
+	if len(s.files) > 0 && len(s.buf) > 0 {
+		// Spill the last run too: merging then holds one record and a read
+		// buffer per run, not a run.
+		if err := s.spill(); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.files) > 0 {
+		s.buf = nil
+	}
 	var streams []*stream
 	for _, f := range s.files {
 		dec := json.NewDecoder(bufio.NewReader(f))
