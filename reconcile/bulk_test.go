@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
@@ -235,5 +236,49 @@ func TestBulkUsesFewerCalls(t *testing.T) {
 	}
 	if calls[true]*3 > calls[false] {
 		t.Errorf("bulk path: %d calls, REST path %d: want at most a third", calls[true], calls[false])
+	}
+}
+
+// A run that ends while its query jobs are still processing aborts them
+// on both orgs, and says which side it was reading.
+func TestBulkAbortsItsJobs(t *testing.T) {
+	flds := []Field{{"Name", KindText}}
+	sf, so := fakeOrg(t, "00D000000000SRC", OrgConfig{Name: "source", BulkPoll: 1})
+	tf, to := fakeOrg(t, "00D000000000TGT", OrgConfig{Name: "target", BulkPoll: 1})
+	seedPair(t, sf, tf, 3)
+	hour := time.Hour
+	for _, f := range []*fakeorg.Org{sf, tf} {
+		if err := f.Configure(fakeorg.ConfigPatch{BulkProcessingDelay: &hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	r, err := New(Config{
+		Source: &SourceOrg{Org: so, Fields: flds}, Target: &TargetOrg{Org: to, Fields: flds, ExternalIDField: "Source_Id__c"},
+		Fields: flds, BulkThreshold: 1, TempDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cancel once both orgs have been polled a few times.
+	go func() {
+		for sf.Stats().ByRoute["GET /jobs/query/{id}"] < 3 || tf.Stats().ByRoute["GET /jobs/query/{id}"] < 3 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+		cancel()
+	}()
+	_, err = r.Run(ctx)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "scan the") {
+		t.Errorf("Run: got %v, want the cancellation, naming the scan", err)
+	}
+	for name, f := range map[string]*fakeorg.Org{"source": sf, "target": tf} {
+		if got := f.Stats().ByRoute["PATCH /jobs/query/{id}"]; got != 1 {
+			t.Errorf("%s: %d aborts, want 1 (%v)", name, got, f.Stats().ByRoute)
+		}
 	}
 }
