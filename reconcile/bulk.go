@@ -60,7 +60,7 @@ const PhaseCompare Phase = "compare"
 // every row. Every request (create, each poll, each set of results, the
 // delete) is one call, counted and rate limited like the others. The job
 // is aborted or deleted however the run ends.
-func (o *Org) bulkQuery(ctx context.Context, soql string, fn func(map[string]string) error) (err error) {
+func (o *Org) bulkQuery(ctx context.Context, soql string, fn func(map[string]string) error) error {
 	c := o.cfg.Client
 	var job *salesforce.BulkJob
 	if err := o.do(ctx, func(ctx context.Context) error {
@@ -71,14 +71,14 @@ func (o *Org) bulkQuery(ctx context.Context, soql string, fn func(map[string]str
 		return fmt.Errorf("%s: create a bulk query job: %w", o.cfg.Name, err)
 	}
 	id := job.ID
-	complete := false
+	finished := false // JobComplete, Failed or Aborted: delete it; otherwise abort it
 	defer func() {
 		// Clean up even when ctx has ended; a failure here only leaves a
 		// job Salesforce deletes after 7 days.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		var cerr error
-		if complete {
+		if finished {
 			cerr = c.DeleteQueryJob(cctx, id)
 		} else {
 			_, cerr = c.AbortQueryJob(cctx, id)
@@ -106,11 +106,10 @@ func (o *Org) bulkQuery(ctx context.Context, soql string, fn func(map[string]str
 			return fmt.Errorf("%s: bulk query job %s: %w", o.cfg.Name, id, err)
 		}
 	}
+	finished = true
 	if job.State != salesforce.JobStateJobComplete {
-		complete = true // Failed or Aborted: delete it
 		return fmt.Errorf("%s: bulk query job %s ended %s: %s", o.cfg.Name, id, job.State, job.ErrorMessage)
 	}
-	complete = true
 	locator := ""
 	for {
 		var set *salesforce.QueryResults

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -280,5 +282,54 @@ func TestBulkAbortsItsJobs(t *testing.T) {
 		if got := f.Stats().ByRoute["PATCH /jobs/query/{id}"]; got != 1 {
 			t.Errorf("%s: %d aborts, want 1 (%v)", name, got, f.Stats().ByRoute)
 		}
+	}
+}
+
+// A query job that ends Failed ends the run with Salesforce's message, and
+// is deleted.
+func TestBulkFailedJob(t *testing.T) {
+	f, err := fakeorg.New(fakeorg.Config{OrgID: "00D000000000SRC", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake's jobs always complete: answer every job poll Failed.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/jobs/query/") && !strings.HasSuffix(r.URL.Path, "/results") {
+			id := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"id":%q,"operation":"query","object":"Account","state":"Failed","errorMessage":"Query timed out"}`, id)
+			return
+		}
+		f.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	auth, err := salesforce.NewAuth(t.Context(), salesforce.AuthConfig{URL: srv.URL, ClientID: "demo", ClientSecret: "demo-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := salesforce.NewClient(salesforce.Config{Auth: auth, APIVersion: "61.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, err := NewOrg(OrgConfig{Client: c, Name: "source", RateLimit: -1, BulkPoll: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf, to := fakeOrg(t, "00D000000000TGT", OrgConfig{Name: "target", BulkPoll: 1})
+	seedPair(t, f, tf, 3)
+	flds := []Field{{"Name", KindText}}
+	r, err := New(Config{
+		Source: &SourceOrg{Org: so, Fields: flds}, Target: &TargetOrg{Org: to, Fields: flds, ExternalIDField: "Source_Id__c"},
+		Fields: flds, BulkThreshold: 1, TempDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "ended Failed: Query timed out") || !strings.Contains(err.Error(), "scan the source") {
+		t.Errorf("Run: got %v", err)
+	}
+	if got := f.Stats().ByRoute["DELETE /jobs/query/{id}"]; got != 1 {
+		t.Errorf("the failed job was deleted %d times, want 1", got)
 	}
 }
