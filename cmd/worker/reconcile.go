@@ -50,7 +50,9 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	interval := fs.Duration("interval", 0, "run again every interval until interrupted (0: run once)")
 	metricsAddr := fs.String("metrics-addr", "", "address for /metrics (orgsync_reconcile_*), /healthz and /readyz while running (off when empty)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := cli.Parse(fs, args, getenv, "where", "repair", "dry-run", "json"); err != nil {
+	// ORGSYNC_BULK_THRESHOLD is worker run's (pending events), not this
+	// command's (source records): -bulk-threshold reads no environment.
+	if err := cli.Parse(fs, args, getenv, "where", "repair", "dry-run", "json", "bulk-threshold"); err != nil {
 		return 0, err
 	}
 	if fs.NArg() > 0 {

@@ -26,6 +26,7 @@ type twoOrgs struct {
 	natsURL, dataDir   string
 	srcFlags, tgtFlags []string
 	reconcileFlags     []string // added to every reconcile run (-bulk-threshold)
+	getenv             func(string) string
 	sourceIDs          []string // seeded source records, in creation order
 	parentID, childID  string
 
@@ -126,7 +127,13 @@ func (e *twoOrgs) reconcile(t *testing.T, extra ...string) (code int, stdout, st
 	t.Helper()
 	args := append(append(append([]string{"reconcile", "-rate-limit", "-1"}, e.srcFlags...), e.tgtFlags...), e.reconcileFlags...)
 	args = append(args, extra...)
-	return runCmd(t, args...)
+	getenv := e.getenv
+	if getenv == nil {
+		getenv = noEnv
+	}
+	var out, errb bytes.Buffer
+	code = run(t.Context(), args, getenv, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
 }
 
 // targetBySource returns the target record carrying sourceID.
@@ -173,9 +180,17 @@ func TestReconcileThroughTheCommandLineBulk(t *testing.T) { testReconcileCommand
 func testReconcileCommandLine(t *testing.T, bulk bool) {
 	e := startTwoOrgs(t, 12)
 	ctx := t.Context()
-	e.reconcileFlags = []string{"-bulk-threshold", "0"}
 	if bulk {
 		e.reconcileFlags = []string{"-bulk-threshold", "1"}
+	} else {
+		// worker run's ORGSYNC_BULK_THRESHOLD (pending events) is not
+		// reconcile's: the REST path stays, as the deferred check proves.
+		e.getenv = func(k string) string {
+			if k == "ORGSYNC_BULK_THRESHOLD" {
+				return "1"
+			}
+			return ""
+		}
 	}
 	defer func() {
 		for name, org := range map[string]*fakeorg.Org{"source": e.source, "target": e.target} {
