@@ -14,6 +14,11 @@
 // read in Id order by keyset pages and each page is looked up in the target
 // by external ID; extra records are found by a second pass over the target
 // in external-ID order, whose pages are looked up in the source by Id.
+//
+// Above Config.BulkThreshold source records (bulk.go), each org is read by
+// one Bulk API 2.0 query job instead, both scans are sorted by source ID
+// through temporary files, and the sorted scans are merged: memory is then
+// bounded by the sorter's run while reading and by one page while merging.
 package reconcile
 
 import (
@@ -154,7 +159,8 @@ type Config struct {
 	// Publishers is how many repairs wait for their ack at once (default 32).
 	Publishers int
 	// Report is called with every difference, in the order found (source
-	// pass in Id order, then extras in external-ID order). It may be nil.
+	// pass in Id order, then extras in external-ID order; on the Bulk path
+	// in source ID order, extras among the others). It may be nil.
 	Report func(Difference)
 	// BulkThreshold switches to the Bulk path when the source has at least
 	// this many records to compare and Source and Target are Scanners: each
