@@ -52,6 +52,9 @@ type OrgConfig struct {
 	// CallRetry bounds the retries of a call that failed transiently
 	// (default 30s).
 	CallRetry time.Duration
+	// BulkPoll is the first pause between two polls of a Bulk query job
+	// (default 500ms); it doubles up to MaxBulkPoll.
+	BulkPoll time.Duration
 	// OnPause, when set, is called with true when the run pauses for the
 	// budget and with false when it goes on.
 	OnPause func(paused bool)
@@ -87,6 +90,9 @@ func NewOrg(cfg OrgConfig) (*Org, error) {
 	}
 	if cfg.ProbeInterval <= 0 {
 		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	if cfg.BulkPoll <= 0 {
+		cfg.BulkPoll = DefaultBulkPoll
 	}
 	if cfg.CallRetry <= 0 {
 		cfg.CallRetry = DefaultCallRetry

@@ -14,6 +14,11 @@
 // read in Id order by keyset pages and each page is looked up in the target
 // by external ID; extra records are found by a second pass over the target
 // in external-ID order, whose pages are looked up in the source by Id.
+//
+// Above Config.BulkThreshold source records (bulk.go), each org is read by
+// one Bulk API 2.0 query job instead, both scans are sorted by source ID
+// through temporary files, and the sorted scans are merged: memory is then
+// bounded by the sorter's run while reading and by one page while merging.
 package reconcile
 
 import (
@@ -154,8 +159,20 @@ type Config struct {
 	// Publishers is how many repairs wait for their ack at once (default 32).
 	Publishers int
 	// Report is called with every difference, in the order found (source
-	// pass in Id order, then extras in external-ID order). It may be nil.
+	// pass in Id order, then extras in external-ID order; on the Bulk path
+	// in source ID order, extras among the others). It may be nil.
 	Report func(Difference)
+	// BulkThreshold switches to the Bulk path when the source has at least
+	// this many records to compare and Source and Target are Scanners: each
+	// side is read by one Bulk API 2.0 query job, the two scans are sorted
+	// by source ID on disk (in runs of SortRun records) and merged. 0 means
+	// never.
+	BulkThreshold int
+	// SortRun is the number of records the Bulk path's sorter holds in
+	// memory (default DefaultSortRun).
+	SortRun int
+	// TempDir holds the Bulk path's sort runs (default os.TempDir()).
+	TempDir string
 	// Progress is called after every page. It may be nil.
 	Progress func(Progress)
 	Logger   *slog.Logger // nil discards
@@ -186,8 +203,9 @@ type Result struct {
 	Extra         int
 	Different     int
 	StaleMappings int
-	Repairs       int // repair events published (or, with DryRun, that would be)
-	MapFixes      int // ID map entries corrected (or that would be)
+	Repairs       int  // repair events published (or, with DryRun, that would be)
+	MapFixes      int  // ID map entries corrected (or that would be)
+	Bulk          bool // read by Bulk API 2.0 query jobs (Config.BulkThreshold)
 }
 
 // Count returns the number of differences of kind k.
@@ -241,6 +259,12 @@ func New(cfg Config) (*Reconciler, error) {
 	if cfg.PageSize < 1 || cfg.PageSize > 2000 {
 		return nil, fmt.Errorf("reconcile: page size %d must be in 1..2000", cfg.PageSize)
 	}
+	if cfg.BulkThreshold < 0 {
+		return nil, fmt.Errorf("reconcile: bulk threshold %d must not be negative", cfg.BulkThreshold)
+	}
+	if cfg.SortRun <= 0 {
+		cfg.SortRun = DefaultSortRun
+	}
 	if cfg.Publishers <= 0 {
 		cfg.Publishers = DefaultPublishers
 	}
@@ -263,7 +287,17 @@ func New(cfg Config) (*Reconciler, error) {
 // the result covers the pages done so far.
 func (r *Reconciler) Run(ctx context.Context) (Result, error) {
 	var res Result
-	if err := r.sourcePass(ctx, &res); err != nil {
+	total, err := r.cfg.Source.Count(ctx)
+	if err != nil {
+		return res, fmt.Errorf("reconcile: count source records: %w", err)
+	}
+	if r.useBulk(total) {
+		res.Bulk = true
+		r.log.Info("reading both orgs with Bulk API 2.0 query jobs", "source_records", total, "bulk_threshold", r.cfg.BulkThreshold)
+		err := r.bulkPass(ctx, total, &res)
+		return res, err
+	}
+	if err := r.sourcePass(ctx, total, &res); err != nil {
 		return res, err
 	}
 	if err := r.targetPass(ctx, &res); err != nil {
@@ -296,11 +330,7 @@ func (r *Reconciler) progress(p Phase, done, total int, res *Result) {
 
 // sourcePass reads the source page by page in Id order and looks each page
 // up in the target (and the ID map).
-func (r *Reconciler) sourcePass(ctx context.Context, res *Result) error {
-	total, err := r.cfg.Source.Count(ctx)
-	if err != nil {
-		return fmt.Errorf("reconcile: count source records: %w", err)
-	}
+func (r *Reconciler) sourcePass(ctx context.Context, total int, res *Result) error {
 	r.progress(PhaseSource, 0, total, res)
 	after := ""
 	for {
@@ -342,6 +372,12 @@ func (r *Reconciler) sourcePage(ctx context.Context, page []Record, res *Result)
 	if err != nil {
 		return fmt.Errorf("reconcile: look up %d source IDs in the target: %w", len(ids), err)
 	}
+	return r.comparePage(ctx, page, ids, found, res)
+}
+
+// comparePage reports the differences of a page of source records (ids
+// are their IDs) with found, their target records by source ID.
+func (r *Reconciler) comparePage(ctx context.Context, page []Record, ids []string, found map[string]Record, res *Result) (err error) {
 	var mapped map[string]store.Mapping
 	if r.cfg.IDMap != nil {
 		if mapped, err = r.cfg.IDMap.Lookup(ids); err != nil {

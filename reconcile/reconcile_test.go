@@ -146,13 +146,16 @@ func synced(n int) (*memSource, *memTarget) {
 	return s, t
 }
 
-func TestRun(t *testing.T) {
-	tests := []struct {
-		name  string
-		edit  func(*memSource, *memTarget, *memMap)
-		want  Result
-		diffs []string // "kind source_id [fields]"
-	}{
+// runCase is one scenario of a run over synced(10) edited behind its back.
+type runCase struct {
+	name  string
+	edit  func(*memSource, *memTarget, *memMap)
+	want  Result
+	diffs []string // "kind source_id [fields]"
+}
+
+func runCases() []runCase {
+	return []runCase{
 		{name: "clean", edit: func(*memSource, *memTarget, *memMap) {}},
 		{
 			name: "missing in the target",
@@ -204,13 +207,20 @@ func TestRun(t *testing.T) {
 			diffs: []string{"missing " + sid(3), "stale_mapping " + sid(1), "stale_mapping " + sid(3)},
 		},
 	}
-	for _, tt := range tests {
+}
+
+func TestRun(t *testing.T) { testRun(t, 0) }
+
+// testRun runs runCases with the given bulk threshold (0: the REST path).
+func testRun(t *testing.T, bulkThreshold int) {
+	for _, tt := range runCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			s, tg := synced(10)
 			m := &memMap{m: map[string]string{}}
 			tt.edit(s, tg, m)
 			var got []string
 			r, err := New(Config{Source: s, Target: tg, Fields: fields, IDMap: m, PageSize: 3,
+				BulkThreshold: bulkThreshold, SortRun: 4, TempDir: t.TempDir(),
 				Report: func(d Difference) {
 					line := string(d.Kind) + " " + d.SourceID
 					if len(d.Fields) > 0 {
@@ -227,6 +237,7 @@ func TestRun(t *testing.T) {
 			}
 			tt.want.SourceRecords = len(s.recs)
 			tt.want.TargetRecords = len(tg.recs)
+			tt.want.Bulk = bulkThreshold > 0
 			if res != tt.want {
 				t.Errorf("result = %+v, want %+v", res, tt.want)
 			}

@@ -246,6 +246,12 @@ func (c *Client) Job(ctx context.Context, jobID string) (*BulkJob, error) {
 // (wrapped, errors.Is works) are returned with the last job info read.
 // Each poll is one API call.
 func (c *Client) WaitJob(ctx context.Context, jobID string, every time.Duration, onPoll func(*BulkJob)) (*BulkJob, error) {
+	return c.waitFor(ctx, jobID, every, onPoll, c.Job)
+}
+
+// waitFor polls get(jobID) as WaitJob describes.
+func (c *Client) waitFor(ctx context.Context, jobID string, every time.Duration, onPoll func(*BulkJob),
+	get func(context.Context, string) (*BulkJob, error)) (*BulkJob, error) {
 	if every <= 0 {
 		every = time.Second
 	}
@@ -259,7 +265,7 @@ func (c *Client) WaitJob(ctx context.Context, jobID string, every time.Duration,
 			return last, fmt.Errorf("salesforce: waiting for bulk job %s: %w", jobID, ctx.Err())
 		case <-t.C:
 		}
-		j, err := c.Job(ctx, jobID)
+		j, err := get(ctx, jobID)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return last, fmt.Errorf("salesforce: waiting for bulk job %s: %w", jobID, ctx.Err())

@@ -41,6 +41,7 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	where := fs.String("where", "", "a SOQL condition that narrows the source records compared, e.g. \"CreatedDate = LAST_N_DAYS:30\"")
 	budget := fs.Float64("api-budget", reconcile.DefaultAPIBudget, "share of each org's daily API limit the run may use; at it the run pauses until usage falls")
 	rateLimit := fs.Float64("rate-limit", reconcile.DefaultRateLimit, "calls per second to each org (negative: no cap)")
+	bulkThreshold := fs.Int("bulk-threshold", reconcile.DefaultBulkThreshold, "read both orgs with Bulk API 2.0 query jobs when the source has at least this many records to compare (0: never)")
 	repair := fs.Bool("repair", false, "publish a repair event for every missing and different record (needs NATS); with -data-dir also correct the ID map")
 	dryRun := fs.Bool("dry-run", false, "with -repair: say what would be published, change nothing")
 	dataDir := fs.String("data-dir", "", "directory of a worker's ID map to check too (the worker must be stopped); off when empty")
@@ -49,11 +50,16 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	interval := fs.Duration("interval", 0, "run again every interval until interrupted (0: run once)")
 	metricsAddr := fs.String("metrics-addr", "", "address for /metrics (orgsync_reconcile_*), /healthz and /readyz while running (off when empty)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := cli.Parse(fs, args, getenv, "where", "repair", "dry-run", "json"); err != nil {
+	// ORGSYNC_BULK_THRESHOLD is worker run's (pending events), not this
+	// command's (source records): -bulk-threshold reads no environment.
+	if err := cli.Parse(fs, args, getenv, "where", "repair", "dry-run", "json", "bulk-threshold"); err != nil {
 		return 0, err
 	}
 	if fs.NArg() > 0 {
 		return 0, cli.Usagef("worker reconcile takes no arguments, got %q", fs.Args())
+	}
+	if *bulkThreshold < 0 {
+		return 0, cli.Usagef("-bulk-threshold %d: want a record count, or 0 for never", *bulkThreshold)
 	}
 	switch {
 	case !cli.FieldName(*ext):
@@ -153,7 +159,8 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	res, err := app.RunReconcile(ctx, app.ReconcileConfig{
 		Source: srcAuth, Target: tgtAuth, APIVersion: source.APIVersion,
 		ExternalIDField: *ext, Fields: fields, Where: *where, APIBudget: *budget, RateLimit: *rateLimit,
-		Repair: *repair, DryRun: *dryRun, DryRunOut: dryOut,
+		BulkThreshold: *bulkThreshold,
+		Repair:        *repair, DryRun: *dryRun, DryRunOut: dryOut,
 		NATS:    app.NATSConfig{URL: nf.URL, Options: natsOpts},
 		DataDir: *dataDir, WorkerID: *workerID,
 		Interval: *interval, MetricsAddr: *metricsAddr,

@@ -25,6 +25,8 @@ type twoOrgs struct {
 	src, tgt           *salesforce.Client // for edits behind orgsync's back
 	natsURL, dataDir   string
 	srcFlags, tgtFlags []string
+	reconcileFlags     []string // added to every reconcile run (-bulk-threshold)
+	getenv             func(string) string
 	sourceIDs          []string // seeded source records, in creation order
 	parentID, childID  string
 
@@ -123,8 +125,15 @@ func (e *twoOrgs) stop() {
 // reconcileCmd runs `worker reconcile` with both orgs' flags.
 func (e *twoOrgs) reconcile(t *testing.T, extra ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	args := append(append(append([]string{"reconcile", "-rate-limit", "-1"}, e.srcFlags...), e.tgtFlags...), extra...)
-	return runCmd(t, args...)
+	args := append(append(append([]string{"reconcile", "-rate-limit", "-1"}, e.srcFlags...), e.tgtFlags...), e.reconcileFlags...)
+	args = append(args, extra...)
+	getenv := e.getenv
+	if getenv == nil {
+		getenv = noEnv
+	}
+	var out, errb bytes.Buffer
+	code = run(t.Context(), args, getenv, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
 }
 
 // targetBySource returns the target record carrying sourceID.
@@ -162,9 +171,35 @@ func parseDiffs(t *testing.T, stdout string) map[string]reconcile.Difference {
 // behind orgsync's back in both orgs are each reported with the right kind
 // and fields; a dry run publishes nothing; -repair goes through the running
 // worker and a second run finds nothing missing or different.
-func TestReconcileThroughTheCommandLine(t *testing.T) {
+func TestReconcileThroughTheCommandLine(t *testing.T) { testReconcileCommandLine(t, false) }
+
+// The same scenarios through the Bulk path: -bulk-threshold 1 reads both
+// orgs with Bulk API 2.0 query jobs, and the output is the same.
+func TestReconcileThroughTheCommandLineBulk(t *testing.T) { testReconcileCommandLine(t, true) }
+
+func testReconcileCommandLine(t *testing.T, bulk bool) {
 	e := startTwoOrgs(t, 12)
 	ctx := t.Context()
+	if bulk {
+		e.reconcileFlags = []string{"-bulk-threshold", "1"}
+	} else {
+		// worker run's ORGSYNC_BULK_THRESHOLD (pending events) is not
+		// reconcile's: the REST path stays, as the deferred check proves.
+		e.getenv = func(k string) string {
+			if k == "ORGSYNC_BULK_THRESHOLD" {
+				return "1"
+			}
+			return ""
+		}
+	}
+	defer func() {
+		for name, org := range map[string]*fakeorg.Org{"source": e.source, "target": e.target} {
+			jobs := org.Stats().ByRoute["POST /jobs/query"]
+			if bulk != (jobs > 0) {
+				t.Errorf("bulk %v: the %s served %d query jobs", bulk, name, jobs)
+			}
+		}
+	}()
 
 	code, out, stderr := e.reconcile(t)
 	if code != 0 || lastLine(out) != "missing 0, extra 0, different 0" {
@@ -299,11 +334,12 @@ func TestReconcileThroughTheCommandLine(t *testing.T) {
 	}
 }
 
-// writes keeps the write routes of a fake org's call counts.
+// writes keeps the write routes of a fake org's call counts (Bulk query
+// jobs read: their create, abort and delete write no record).
 func writes(byRoute map[string]int) map[string]int {
 	out := map[string]int{}
 	for r, n := range byRoute {
-		if !strings.HasPrefix(r, "GET ") {
+		if !strings.HasPrefix(r, "GET ") && !strings.Contains(r, " /jobs/query") {
 			out[r] = n
 		}
 	}
@@ -374,6 +410,7 @@ func TestReconcileUsageErrors(t *testing.T) {
 		{"never copied field", []string{"reconcile", "-fields", "Name,OwnerId"}, "never copied"},
 		{"no target", append([]string{"reconcile"}, src...), "-target-url is required"},
 		{"arguments", []string{"reconcile", "extra"}, "takes no arguments"},
+		{"negative bulk threshold", []string{"reconcile", "-bulk-threshold", "-1"}, "-bulk-threshold -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,6 +30,9 @@ type ReconcileConfig struct {
 	APIBudget       float64 // share of each org's daily API limit (default 0.5)
 	RateLimit       float64 // calls per second to each org (default 5; negative: no cap)
 	ProbeInterval   time.Duration
+	// BulkThreshold reads both orgs with Bulk API 2.0 query jobs when the
+	// source has at least this many records to compare (0: never).
+	BulkThreshold int
 
 	// Repair publishes a repair event for every missing and different
 	// record (needs NATS, unless DryRun) and, with DataDir, corrects stale
@@ -142,13 +145,14 @@ func runReconcileOnce(ctx context.Context, cfg ReconcileConfig, metrics *reconci
 		return res, err
 	}
 	rc := reconcile.Config{
-		Source:   &reconcile.SourceOrg{Org: src, Fields: fields, Where: cfg.Where},
-		Target:   target,
-		Fields:   fields,
-		DryRun:   cfg.DryRun,
-		Report:   cfg.Report,
-		Progress: cfg.Progress,
-		Logger:   log,
+		Source:        &reconcile.SourceOrg{Org: src, Fields: fields, Where: cfg.Where},
+		Target:        target,
+		Fields:        fields,
+		BulkThreshold: cfg.BulkThreshold,
+		DryRun:        cfg.DryRun,
+		Report:        cfg.Report,
+		Progress:      cfg.Progress,
+		Logger:        log,
 	}
 	if cfg.DataDir != "" {
 		st, err := openIDMap(cfg)
@@ -188,11 +192,11 @@ func runReconcileOnce(ctx context.Context, cfg ReconcileConfig, metrics *reconci
 	}
 	start := time.Now()
 	log.Info("reconcile started", "fields", len(fields), "where", cfg.Where, "repair", cfg.Repair, "dry_run", cfg.DryRun,
-		"id_map", cfg.DataDir != "")
+		"id_map", cfg.DataDir != "", "bulk_threshold", cfg.BulkThreshold)
 	res, err = r.Run(ctx)
 	log.Info("reconcile finished", "missing", res.Missing, "extra", res.Extra, "different", res.Different,
 		"stale_mappings", res.StaleMappings, "repairs", res.Repairs, "source_records", res.SourceRecords,
-		"target_records", res.TargetRecords, "source_api_calls", src.Calls(), "target_api_calls", tgt.Calls(),
+		"target_records", res.TargetRecords, "bulk", res.Bulk, "source_api_calls", src.Calls(), "target_api_calls", tgt.Calls(),
 		"took", time.Since(start).Round(time.Millisecond), "err", err)
 	return res, err
 }

@@ -59,6 +59,7 @@ func (o *Org) Reset() {
 	}
 	o.jobs = make(map[string]*bulkJob)
 	o.jobOrder = nil
+	o.qjobs = make(map[string]*queryJob)
 	o.bulkBatches = 0
 	o.apiUsed, o.apiCalls = 0, 0
 	o.byRoute = make(map[string]int)

@@ -108,6 +108,9 @@ type jobInfo struct {
 // routeJobs maps /jobs/… to a stats template and handlers (see routeREST).
 func (o *Org) routeJobs(segs []string) (string, map[string]handler, bool) {
 	n := len(segs)
+	if n >= 2 && segs[1] == "query" {
+		return o.routeQueryJobs(segs)
+	}
 	if n < 2 || segs[1] != "ingest" {
 		return "/{unknown}", nil, false
 	}

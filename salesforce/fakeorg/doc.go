@@ -49,6 +49,9 @@
 //	GET|PATCH|DELETE /jobs/ingest/{id}           job info | close or abort | delete
 //	PUT /jobs/ingest/{id}/batches                upload the job's CSV
 //	GET /jobs/ingest/{id}/successfulResults      (and /failedResults, /unprocessedrecords)
+//	POST /jobs/query                             Bulk API 2.0 query: create a job (query, queryAll)
+//	GET|PATCH|DELETE /jobs/query/{id}            job info | abort | delete
+//	GET /jobs/query/{id}/results                 CSV sets: ?locator=&maxRecords=, Sforce-Locator
 //	POST /apexrest/arrify/v1/accounts            (the Apex REST path, kept whole)
 //
 // Paths that match no resource count as "METHOD /{unknown}" (or

@@ -129,6 +129,7 @@ type Org struct {
 	locOrder []string
 	jobs     map[string]*bulkJob // Bulk API 2.0 ingest jobs by 18-character ID
 	jobOrder []string
+	qjobs    map[string]*queryJob // Bulk API 2.0 query jobs by 18-character ID
 	// logSince is when the delete log starts (New or the last Reset): Get
 	// Deleted's earliestDateAvailable.
 	logSince time.Time
@@ -200,6 +201,7 @@ func New(cfg Config) (*Org, error) {
 		refresh:      make(map[string]*refreshToken),
 		locators:     make(map[string]*locator),
 		jobs:         make(map[string]*bulkJob),
+		qjobs:        make(map[string]*queryJob),
 		byRoute:      make(map[string]int),
 	}
 	if o.log == nil {

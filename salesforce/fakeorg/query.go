@@ -154,9 +154,7 @@ func (o *Org) runQuery(q *soql.Query, all bool, size int, c *call) *queryPage {
 		}
 	}
 	if len(q.OrderBy) > 0 {
-		sort.SliceStable(matches, func(i, j int) bool {
-			return q.Compare(getter(matches[i].f), getter(matches[j].f)) < 0
-		})
+		sortAccounts(matches, q)
 	}
 	matches = matches[min(q.Offset, len(matches)):]
 	if q.Limit >= 0 && q.Limit < len(matches) {
@@ -217,4 +215,11 @@ func (o *Org) handleQueryMore(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// sortAccounts sorts matches by q's ORDER BY.
+func sortAccounts(matches []*account, q *soql.Query) {
+	sort.SliceStable(matches, func(i, j int) bool {
+		return q.Compare(getter(matches[i].f), getter(matches[j].f)) < 0
+	})
 }
