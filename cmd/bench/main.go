@@ -6,6 +6,7 @@
 //
 //	go run ./cmd/bench                      # the table in README's Performance section
 //	go run ./cmd/bench -memory -memory-max 1000000
+//	go run ./cmd/bench -processes           # nats-server, fake org and worker as separate processes
 //
 // See internal/bench.
 package main
@@ -48,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MemoryMax, "memory-max", 100000, "largest backlog of the memory scenario")
 	fs.StringVar(&cfg.WorkerBin, "worker-bin", "", "worker binary (default: go build orgsync/cmd/worker)")
 	fs.StringVar(&cfg.Dir, "dir", "", "working directory (default: a temporary one, removed at the end)")
+	fs.BoolVar(&cfg.Processes, "processes", false, "multi-process mode: run nats-server and the fake org as processes of their own (built from the module), as a user runs them")
 	workerArgs := fs.String("worker-args", "", "extra `worker run` flags, space-separated (e.g. \"-max-calls 32\")")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
