@@ -46,8 +46,11 @@ type Config struct {
 	// LatencyPerRecord is the fake org's latency per record written
 	// (fakeorg -latency-per-record); 0 means none.
 	LatencyPerRecord time.Duration
-	Modes            []string      // worker modes (default apexrest, upsert, bulk)
-	DurationCap      time.Duration // per scenario (default 2m)
+	// BulkDelay is how long the fake org processes a closed Bulk job
+	// (fakeorg's bulk_processing_delay); 0 means none.
+	BulkDelay   time.Duration
+	Modes       []string      // worker modes (default apexrest, upsert, bulk)
+	DurationCap time.Duration // per scenario (default 2m)
 
 	// LowLoad runs the low-load scenario: one event every LowLoadEvery for
 	// LowLoadFor (defaults 100ms, 10s) against upsert at LowLoadLatency
@@ -361,7 +364,7 @@ func writeCalls(mode string, st fakeorg.Stats) int {
 
 func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Duration, n int) (Scenario, error) {
 	s := Scenario{Mode: mode, Latency: latency, Records: n, Processes: r.bins != nil}
-	e, err := newEnv(dir, latency, r.cfg.LatencyPerRecord, true, r.bins)
+	e, err := newEnv(dir, latency, r.cfg.LatencyPerRecord, r.cfg.BulkDelay, true, r.bins)
 	if err != nil {
 		return s, err
 	}
@@ -482,7 +485,7 @@ func pct(sorted []time.Duration, p int) time.Duration {
 func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 	l := LowLoad{Every: r.cfg.LowLoadEvery, For: r.cfg.LowLoadFor, Latency: r.cfg.LowLoadLatency,
 		Linger: replicate.DefaultLinger}
-	e, err := newEnv(dir, l.Latency, r.cfg.LatencyPerRecord, true, r.bins)
+	e, err := newEnv(dir, l.Latency, r.cfg.LatencyPerRecord, r.cfg.BulkDelay, true, r.bins)
 	if err != nil {
 		return l, err
 	}
@@ -545,7 +548,7 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 
 func (r *runner) memory(ctx context.Context, dir string, n int) (Memory, error) {
 	m := Memory{Records: n}
-	e, err := newEnv(dir, 0, r.cfg.LatencyPerRecord, false, r.bins)
+	e, err := newEnv(dir, 0, r.cfg.LatencyPerRecord, r.cfg.BulkDelay, false, r.bins)
 	if err != nil {
 		return m, err
 	}

@@ -59,7 +59,7 @@ type env struct {
 // worker's -api-budget never pauses a scenario.
 const benchDailyLimit = 100_000_000
 
-func newEnv(dir string, latency, perRecord time.Duration, keep bool, bins *Binaries) (*env, error) {
+func newEnv(dir string, latency, perRecord, bulkDelay time.Duration, keep bool, bins *Binaries) (*env, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -67,9 +67,9 @@ func newEnv(dir string, latency, perRecord time.Duration, keep bool, bins *Binar
 		srcOrg: salesforce.ID18("00D000000BENCH1")}
 	var err error
 	if bins != nil {
-		err = e.startProcs(bins, latency, perRecord)
+		err = e.startProcs(bins, latency, perRecord, bulkDelay)
 	} else {
-		err = e.startInProcess(latency, perRecord)
+		err = e.startInProcess(latency, perRecord, bulkDelay)
 	}
 	if err != nil {
 		e.close()
@@ -94,7 +94,7 @@ func newEnv(dir string, latency, perRecord time.Duration, keep bool, bins *Binar
 
 // startInProcess starts the embedded JetStream server and the fake org in
 // this process.
-func (e *env) startInProcess(latency, perRecord time.Duration) error {
+func (e *env) startInProcess(latency, perRecord, bulkDelay time.Duration) error {
 	var err error
 	e.ns, err = natsembed.Run(natsembed.Config{Dir: filepath.Join(e.dir, "jetstream"), Listen: true})
 	if err != nil {
@@ -104,7 +104,8 @@ func (e *env) startInProcess(latency, perRecord time.Duration) error {
 	if e.nc, err = e.ns.Connect(); err != nil {
 		return err
 	}
-	e.org, err = fakeorg.New(fakeorg.Config{Latency: latency, LatencyPerRecord: perRecord, DailyAPILimit: benchDailyLimit, Seed: 1})
+	e.org, err = fakeorg.New(fakeorg.Config{Latency: latency, LatencyPerRecord: perRecord,
+		BulkProcessingDelay: bulkDelay, DailyAPILimit: benchDailyLimit, Seed: 1})
 	if err != nil {
 		return err
 	}

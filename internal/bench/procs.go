@@ -137,7 +137,7 @@ var fakeListening = regexp.MustCompile(`fakeorg listening on (http://\S+)`)
 
 // startProcs starts nats-server and the fake org as processes and connects
 // to the server.
-func (e *env) startProcs(b *Binaries, latency, perRecord time.Duration) error {
+func (e *env) startProcs(b *Binaries, latency, perRecord, bulkDelay time.Duration) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -167,6 +167,26 @@ func (e *env) startProcs(b *Binaries, latency, perRecord time.Duration) error {
 		return err
 	}
 	e.url = m[1]
+	if bulkDelay > 0 {
+		return e.configure(fmt.Sprintf(`{"bulk_processing_delay": %q}`, bulkDelay.String()))
+	}
+	return nil
+}
+
+// configure sends a PUT /_fake/config to the fake org process.
+func (e *env) configure(body string) error {
+	req, err := http.NewRequest(http.MethodPut, e.url+"/_fake/config", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := adminClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("configure the fake org: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("configure the fake org: %s", resp.Status)
+	}
 	return nil
 }
 

@@ -45,6 +45,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		if cfg.LatencyPerRecord > 0 {
 			p("The fake org adds %v per record written to each write call (-latency-per-record) on top of the target latency.\n", cfg.LatencyPerRecord)
 		}
+		if cfg.BulkDelay > 0 {
+			p("The fake org keeps each closed Bulk job in progress for %v (-bulk-delay).\n", cfg.BulkDelay)
+		}
 		p("apexrest rows use at most %d records (-apex-records): one callout per record makes larger backlogs\n", cfg.ApexRecords)
 		p("take minutes at 150 ms; records/s does not depend on N.\n\n")
 		p("| mode | target latency | records | records/s | write-phase records/s | first write after | API calls per record | records per write call | records per counted API call | calls in flight (mean / peak) | p50 created→write | p99 created→write | worker peak RSS | worker CPU per record | bench CPU per record | load |\n")
