@@ -107,7 +107,8 @@ type Config struct {
 
 	// BulkThreshold: above this many pending events a worker in upsert
 	// mode writes Bulk API 2.0 jobs of up to BulkBatch events, polling a
-	// job every BulkPoll (0: DefaultBulkThreshold; negative: never).
+	// job every BulkPoll (0: DefaultBulkThreshold, which is never;
+	// negative: never).
 	BulkThreshold int
 	BulkBatch     int
 	BulkPoll      time.Duration
