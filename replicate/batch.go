@@ -55,17 +55,33 @@ func countCall(ctx context.Context) {
 	}
 }
 
-// process handles one fetched batch. Every message ends acked, retried,
+// batch is a fetched batch, decoded and grouped, waiting for a batch slot
+// (see Worker.loop): its messages are kept alive (InProgress) from the
+// fetch on.
+type batch struct {
+	r              *run
+	ctx            context.Context // carries r; not cancelled at shutdown
+	start          time.Time
+	messages       int
+	bulk           bool
+	created, links []*group
+	stop           func() // ends the InProgress heartbeat
+}
+
+// prepare decodes and groups a fetched batch (the first half of its
+// processing; write is the second). Every message ends acked, retried,
 // handed back or dead-lettered (or, when NATS itself is gone, left to be
 // redelivered after the ack wait). ctx is not cancelled at shutdown (a
-// write in flight finishes); shutdown is.
-func (w *Worker) process(ctx context.Context, shutdown <-chan struct{}, ds []*queue.Delivery, bulk bool) {
-	start := time.Now()
+// write in flight finishes); shutdown is. In prepare, malformed and too-often
+// delivered messages are dead-lettered and records this worker's ID map
+// already knows are acked here, without a call; the rest wait in the batch
+// for write. The caller must call b.stop once the batch is settled.
+func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*queue.Delivery, bulk bool) *batch {
 	r := &run{shutdown: shutdown}
-	ctx = context.WithValue(ctx, runKey{}, r)
+	b := &batch{r: r, ctx: context.WithValue(ctx, runKey{}, r), start: time.Now(), messages: len(ds), bulk: bulk}
+	ctx = b.ctx
 	w.cfg.Metrics.batch(len(ds))
-	stop := queue.Hold(ds, w.cfg.AckWait/3)
-	defer stop()
+	b.stop = queue.Hold(ds, w.cfg.AckWait/3)
 
 	var created, links []*group
 	byID := map[string]*group{}
@@ -124,10 +140,25 @@ func (w *Worker) process(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 		}
 		links = later
 	}
+	b.created, b.links = created, links
+	return b
+}
+
+// handBackGroups gives records back to the queue unwritten (shutdown, or
+// this worker stopped, before they got a batch slot).
+func (w *Worker) handBackGroups(gs []*group, cause error) {
+	for _, g := range gs {
+		w.retryGroup(g, 0, cause)
+	}
+}
+
+// write writes a prepared batch's records and settles their messages.
+func (w *Worker) write(b *batch) {
+	ctx, r, created, links := b.ctx, b.r, b.created, b.links
 	records := len(created) + len(links)
 	if len(created) > 0 {
 		write, useBulk := w.writeCreated, false
-		if bulk && len(created) > salesforce.MaxCollection {
+		if b.bulk && len(created) > salesforce.MaxCollection {
 			write, useBulk = w.writeBulk, true
 		}
 		w.writeAndSettle(ctx, r, created, write, useBulk)
@@ -141,8 +172,8 @@ func (w *Worker) process(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 		w.writeAndSettle(ctx, r, links[start:min(start+step, len(links))], w.writeLinks, false)
 	}
 	if records > 0 {
-		w.log.Info("batch written", "records", records, "messages", len(ds), "calls", r.calls.Load(),
-			"took", time.Since(start).Round(time.Millisecond).String())
+		w.log.Info("batch written", "records", records, "messages", b.messages, "calls", r.calls.Load(),
+			"took", time.Since(b.start).Round(time.Millisecond).String())
 	}
 }
 
@@ -215,6 +246,11 @@ func (w *Worker) writeAndSettle(ctx context.Context, r *run, gs []*group, write 
 		if bulk {
 			deadline = bulkDeadline // InProgress keeps the job's messages alive
 		}
+		release, ok, why := w.takeSlot(r)
+		if !ok {
+			w.handBackGroups(gs, why)
+			return
+		}
 		wctx, cancel := context.WithTimeout(ctx, deadline)
 		var outs []outcome
 		var err error
@@ -227,6 +263,7 @@ func (w *Worker) writeAndSettle(ctx context.Context, r *run, gs []*group, write 
 			outs, err = w.callWithRetry(wctx, func(ctx context.Context) ([]outcome, error) { return write(ctx, gs) })
 		}
 		cancel()
+		release()
 		if err != nil {
 			again, perRecord := w.callFailed(ctx, r, gs, err, write, bulk)
 			if again {
@@ -298,6 +335,11 @@ func (w *Worker) writePacked(ctx context.Context, r *run, gs []*group) {
 		if crashed(ctx, w.cfg.beforeWrite, gs) {
 			return
 		}
+		release, ok, why := w.takeSlot(r)
+		if !ok {
+			w.handBackGroups(gs, why)
+			return
+		}
 		wctx, cancel := context.WithTimeout(ctx, w.cfg.AckWait)
 		var listErrs []error
 		outs, err := w.callWithRetry(wctx, func(ctx context.Context) ([]outcome, error) {
@@ -306,6 +348,7 @@ func (w *Worker) writePacked(ctx context.Context, r *run, gs []*group) {
 			return outs, err
 		})
 		cancel()
+		release()
 		if err != nil {
 			again, perRecord := w.callFailed(ctx, r, gs, err, w.writeCreated, false)
 			if again {

@@ -18,9 +18,14 @@ import (
 // results map back to them; every record is then settled exactly as in
 // collections mode.
 
-// Defaults of the Bulk settings.
+// Defaults of the Bulk settings. Bulk jobs are off by default: a job of up
+// to DefaultBulkBatch records costs create, upload, close, one poll per
+// DefaultBulkPoll of processing and three result reads (10 calls at 5 s of
+// processing), no fewer API calls than the composite calls that write the
+// same records 1,000 at a time, and it is slower (docs/performance.md,
+// "Bulk crossover").
 const (
-	DefaultBulkThreshold = 10_000
+	DefaultBulkThreshold = 0
 	DefaultBulkBatch     = 10_000
 	DefaultBulkPoll      = 2 * time.Second
 	// bulkDeadline bounds one job from upload to results.

@@ -91,6 +91,17 @@ func (s *state) mayFetch() bool {
 	return !s.poolPaused && len(s.local) == 0 && len(s.held) == 0
 }
 
+// blocked reports whether the pool is paused and this worker's first
+// local stop, if any: what keeps a fetched batch from being written.
+func (s *state) blocked() (paused bool, stopped error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range slices.Sorted(maps.Keys(s.local)) {
+		return s.poolPaused, s.local[k]
+	}
+	return s.poolPaused, nil
+}
+
 func (s *state) ready() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

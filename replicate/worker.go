@@ -1,11 +1,15 @@
 // Package replicate is orgsync's sync engine: it turns account events on
 // JetStream into records in the target org.
 //
-// A Worker runs -concurrency fetch loops on the shared durable consumer. Each
-// loop fetches up to -batch events (waiting at most -linger for the batch to
-// fill), collapses events for one source ID, acknowledges the ones this
-// worker's ID map already knows without an API call, writes the rest in one
-// target call, and then settles every message by its record's outcome.
+// A Worker runs fetch loops on the shared durable consumer, two more than
+// -concurrency. Each loop fetches up to -batch events (-batch × -composite
+// in upsert mode; waiting at most -linger for the batch to fill), collapses
+// events for one source ID, acknowledges the ones this worker's ID map
+// already knows without an API call, waits for one of the -concurrency
+// batch slots to write the rest in one target call, and then settles every
+// message by its record's outcome. A batch holds its slot only while its
+// calls are in flight, so the slots stay busy while the loops fetch,
+// prepare and settle the batches around them.
 //
 // outcome.go holds the whole failure table: a failure's class decides the
 // action (ack, retry later, dead-letter, hold through a pool pause, hand
@@ -103,7 +107,8 @@ type Config struct {
 
 	// BulkThreshold: above this many pending events a worker in upsert
 	// mode writes Bulk API 2.0 jobs of up to BulkBatch events, polling a
-	// job every BulkPoll (0: DefaultBulkThreshold; negative: never).
+	// job every BulkPoll (0: DefaultBulkThreshold, which is never;
+	// negative: never).
 	BulkThreshold int
 	BulkBatch     int
 	BulkPoll      time.Duration
@@ -234,10 +239,14 @@ type Worker struct {
 	log     *slog.Logger
 	limiter *rate.Limiter
 	calls   chan struct{} // semaphore of concurrent target calls
+	slots   chan struct{} // semaphore of batches being written (-concurrency)
 
-	lastErr lastErrors // last error per stream sequence, for MAX_DELIVERIES
-	fetchMu sync.Mutex // one fetch in flight at a time
-	cons    atomic.Pointer[queue.Consumer]
+	lastErr lastErrors    // last error per stream sequence, for MAX_DELIVERIES
+	fetchMu sync.Mutex    // one fetch in flight at a time without a backlog
+	fetches chan struct{} // fetches in flight (maxFetches)
+	// backlogged: the last fetch was full and another full batch was pending.
+	backlogged atomic.Bool
+	cons       atomic.Pointer[queue.Consumer]
 
 	bg     context.Context // Run's context, for the probe loop
 	probes sync.WaitGroup
@@ -256,6 +265,8 @@ func New(cfg Config) (*Worker, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		calls:   make(chan struct{}, cfg.MaxCalls),
+		slots:   make(chan struct{}, cfg.Concurrency),
+		fetches: make(chan struct{}, maxFetches),
 		lastErr: lastErrors{m: make(map[uint64]string)},
 	}
 	w.cons.Store(cfg.Consumer)
@@ -289,7 +300,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	// fetches nothing until its probe gets one.
 	w.checkCredentials(gctx)
 	w.readPoolState(gctx)
-	for i := 0; i < w.cfg.Concurrency; i++ {
+	// More loops than batch slots: they fetch, prepare and settle batches
+	// while the slots' calls are in flight (takeSlot).
+	for i := 0; i < w.cfg.Concurrency+prefetch; i++ {
 		g.Go(func() error { return w.loop(gctx) })
 	}
 	g.Go(func() error { w.watch(gctx); return nil })
@@ -307,7 +320,13 @@ func (w *Worker) Run(ctx context.Context) error {
 // consumer missing.
 func (w *Worker) Ready() error { return w.state.ready() }
 
-// loop is one fetch loop.
+// prefetch is how many fetch loops a worker runs beyond its batch slots:
+// they fetch, prepare and settle batches while the slots' calls are in
+// flight.
+const prefetch = 2
+
+// loop is one fetch loop: fetch a batch, prepare it, write it in a batch
+// slot.
 func (w *Worker) loop(ctx context.Context) error {
 	fails := 0
 	for ctx.Err() == nil {
@@ -319,16 +338,11 @@ func (w *Worker) loop(ctx context.Context) error {
 			}
 			continue
 		}
-		// One fetch at a time per worker: pull requests waiting side by
-		// side would share the arriving events and each return a part of a
-		// batch. Processing still overlaps, -concurrency batches at once.
 		bulk, size := w.bulkActive(), w.fetchSize()
 		if bulk {
 			size = w.cfg.BulkBatch
 		}
-		w.fetchMu.Lock()
-		ds, err := w.cons.Load().Deliveries(ctx, size, w.cfg.Linger)
-		w.fetchMu.Unlock()
+		ds, err := w.fetch(ctx, size)
 		if err != nil && len(ds) == 0 {
 			if ctx.Err() != nil {
 				return nil
@@ -350,14 +364,77 @@ func (w *Worker) loop(ctx context.Context) error {
 			continue
 		}
 		// The last message knows how many are still pending: switch to or
-		// from Bulk jobs without waiting for the watcher.
-		w.observeBacklog(ds[len(ds)-1].Pending)
+		// from Bulk jobs without waiting for the watcher, and let fetches
+		// overlap while another full batch is waiting.
+		pending := ds[len(ds)-1].Pending
+		w.observeBacklog(pending)
+		w.backlogged.Store(len(ds) == size && pending >= uint64(size))
 		// A batch in flight finishes even when shutdown starts: its context
 		// outlives ctx (each write bounded by the ack wait), but a batch
 		// held through a pool pause is handed back at shutdown.
-		w.process(context.WithoutCancel(ctx), ctx.Done(), ds, bulk)
+		b := w.prepare(context.WithoutCancel(ctx), ctx.Done(), ds, bulk)
+		w.write(b)
+		b.stop()
 	}
 	return nil
+}
+
+// maxFetches is how many fetches a worker has in flight at most under a
+// backlog.
+const maxFetches = 2
+
+// fetch fetches up to size events. One fetch at a time while the queue
+// holds less than another full batch: pull requests waiting side by side
+// would share the arriving events and each return a part of a batch. Under
+// a backlog (the last fetch was full and at least another full batch was
+// pending) up to maxFetches overlap, so that fetching keeps up with the
+// batch slots.
+func (w *Worker) fetch(ctx context.Context, size int) ([]*queue.Delivery, error) {
+	select {
+	case w.fetches <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-w.fetches }()
+	if !w.backlogged.Load() {
+		w.fetchMu.Lock()
+		defer w.fetchMu.Unlock()
+	}
+	return w.cons.Load().Deliveries(ctx, size, w.cfg.Linger)
+}
+
+// takeSlot waits for one of the -concurrency batch slots: a batch holds one
+// while its write calls are in flight (not while it is fetched, decoded,
+// looked up in the ID map or settled, which the loops, prefetch more than
+// the slots, do meanwhile). The records get a slot only while the pool runs
+// and this worker is not stopped: through a pool pause they wait (held,
+// InProgress) and are written when the pool resumes. ok false: shutdown
+// started, or this worker stopped (cause), before a slot was free; the
+// caller hands the records back unwritten.
+func (w *Worker) takeSlot(r *run) (release func(), ok bool, cause error) {
+	for {
+		select {
+		case <-r.shutdown:
+			return nil, false, nil
+		default:
+		}
+		select {
+		case w.slots <- struct{}{}:
+		case <-r.shutdown:
+			return nil, false, nil
+		}
+		paused, stopped := w.state.blocked()
+		if !paused && stopped == nil {
+			return func() { <-w.slots }, true, nil
+		}
+		<-w.slots
+		if stopped != nil {
+			return nil, false, stopped
+		}
+		if !w.waitPool(r.shutdown) {
+			return nil, false, nil
+		}
+	}
 }
 
 // rebind binds the consumer again when a fetch found it missing: deleted

@@ -6,6 +6,7 @@
 //
 //	go run ./cmd/bench                      # the table in README's Performance section
 //	go run ./cmd/bench -memory -memory-max 1000000
+//	go run ./cmd/bench -processes           # nats-server, fake org and worker as separate processes
 //
 // See internal/bench.
 package main
@@ -40,6 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Records, "records", 20000, "backlog size of each scenario")
 	fs.IntVar(&cfg.ApexRecords, "apex-records", 2000, "backlog size cap in apexrest mode (one call per record)")
 	fs.DurationVar(&cfg.LatencyPerRecord, "latency-per-record", 0, "the fake org's latency per record written (fakeorg -latency-per-record)")
+	fs.DurationVar(&cfg.BulkDelay, "bulk-delay", 0, "how long the fake org processes a closed Bulk job (fakeorg's bulk_processing_delay)")
 	latencies := fs.String("latencies", "0ms,20ms,150ms", "fake org latencies, comma-separated")
 	modes := fs.String("modes", "apexrest,upsert,bulk", "worker modes, comma-separated: apexrest (the seed's pattern), upsert (collections calls), bulk (upsert with Bulk API 2.0 jobs)")
 	fs.DurationVar(&cfg.DurationCap, "duration-cap", 2*time.Minute, "longest a scenario may run")
@@ -48,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MemoryMax, "memory-max", 100000, "largest backlog of the memory scenario")
 	fs.StringVar(&cfg.WorkerBin, "worker-bin", "", "worker binary (default: go build orgsync/cmd/worker)")
 	fs.StringVar(&cfg.Dir, "dir", "", "working directory (default: a temporary one, removed at the end)")
+	fs.BoolVar(&cfg.Processes, "processes", false, "multi-process mode: run nats-server and the fake org as processes of their own (built from the module), as a user runs them")
 	workerArgs := fs.String("worker-args", "", "extra `worker run` flags, space-separated (e.g. \"-max-calls 32\")")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -68,8 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Modes = splitList(*modes)
 	cfg.LowLoad = *lowLoad
 	cfg.WorkerArgs = strings.Fields(*workerArgs)
-	if cfg.Records < 1 || cfg.ApexRecords < 1 || cfg.MemoryMax < 1 || len(cfg.Modes) == 0 || cfg.LatencyPerRecord < 0 {
-		fmt.Fprintln(stderr, "bench: -records, -apex-records and -memory-max must be positive, -modes not empty, -latency-per-record not negative")
+	if cfg.Records < 1 || cfg.ApexRecords < 1 || cfg.MemoryMax < 1 || len(cfg.Modes) == 0 || cfg.LatencyPerRecord < 0 || cfg.BulkDelay < 0 {
+		fmt.Fprintln(stderr, "bench: -records, -apex-records and -memory-max must be positive, -modes not empty, -latency-per-record and -bulk-delay not negative")
 		return 2
 	}
 	cfg.Command = command(args)

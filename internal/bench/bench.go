@@ -46,8 +46,11 @@ type Config struct {
 	// LatencyPerRecord is the fake org's latency per record written
 	// (fakeorg -latency-per-record); 0 means none.
 	LatencyPerRecord time.Duration
-	Modes            []string      // worker modes (default apexrest, upsert, bulk)
-	DurationCap      time.Duration // per scenario (default 2m)
+	// BulkDelay is how long the fake org processes a closed Bulk job
+	// (fakeorg's bulk_processing_delay); 0 means none.
+	BulkDelay   time.Duration
+	Modes       []string      // worker modes (default apexrest, upsert, bulk)
+	DurationCap time.Duration // per scenario (default 2m)
 
 	// LowLoad runs the low-load scenario: one event every LowLoadEvery for
 	// LowLoadFor (defaults 100ms, 10s) against upsert at LowLoadLatency
@@ -64,6 +67,11 @@ type Config struct {
 
 	// WorkerArgs are added to every `worker run` (e.g. -max-calls 32).
 	WorkerArgs []string
+
+	// Processes runs nats-server and the fake org as processes of their
+	// own (built from the module, see BuildBinaries) instead of in this
+	// process, as a user runs them; the worker is a process either way.
+	Processes bool
 
 	// Command is the command line printed with the report.
 	Command string
@@ -126,9 +134,13 @@ type Scenario struct {
 	MeanCalls float64
 	PeakCalls int
 
-	Worker   Usage
-	BenchCPU time.Duration // this process (JetStream server + fake org) during the scenario
-	Load1    float64       // load average when the scenario started
+	Worker Usage
+	// BenchCPU is the JetStream server's and the fake org's CPU during the
+	// scenario, with the bench's own: this process, and in the
+	// multi-process mode nats-server's and the fake org's processes too.
+	BenchCPU  time.Duration
+	Load1     float64 // load average when the scenario started
+	Processes bool    // nats-server and the fake org ran as processes
 }
 
 // RecordsPerSec is Written over the drain time (from the worker's start).
@@ -234,13 +246,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		dir = d
 	}
 	bin := cfg.WorkerBin
+	var bins *Binaries
+	if cfg.Processes {
+		b, err := BuildBinaries(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		if bin == "" {
+			bin = b.Worker
+		}
+		bins = &b
+	}
 	if bin == "" {
 		var err error
 		if bin, err = BuildWorker(ctx, dir); err != nil {
 			return nil, err
 		}
 	}
-	r := &runner{cfg: cfg, dir: dir, bin: bin}
+	r := &runner{cfg: cfg, dir: dir, bin: bin, bins: bins}
 	n := 0
 	for _, lat := range cfg.Latencies {
 		for _, mode := range cfg.Modes {
@@ -305,9 +328,10 @@ func BuildWorker(ctx context.Context, dir string) (string, error) {
 }
 
 type runner struct {
-	cfg Config
-	dir string
-	bin string
+	cfg  Config
+	dir  string
+	bin  string
+	bins *Binaries // the multi-process mode's binaries, or nil
 }
 
 // ModeBulk is the bench's name for upsert mode writing Bulk API 2.0 jobs
@@ -339,8 +363,8 @@ func writeCalls(mode string, st fakeorg.Stats) int {
 }
 
 func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Duration, n int) (Scenario, error) {
-	s := Scenario{Mode: mode, Latency: latency, Records: n}
-	e, err := newEnv(dir, latency, r.cfg.LatencyPerRecord, true)
+	s := Scenario{Mode: mode, Latency: latency, Records: n, Processes: r.bins != nil}
+	e, err := newEnv(dir, latency, r.cfg.LatencyPerRecord, r.cfg.BulkDelay, true, r.bins)
 	if err != nil {
 		return s, err
 	}
@@ -349,16 +373,22 @@ func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Dur
 		return s, err
 	}
 	s.Load1 = load1()
-	cpu0 := selfCPU()
+	cpu0 := selfCPU() + e.procsCPU()
 	w, err := e.startWorker(r.bin, e.workerArgs(mode, r.cfg.WorkerArgs))
 	if err != nil {
 		return s, err
 	}
-	done, err := r.waitDrained(ctx, e, w, n, 10*time.Millisecond)
+	// Out of process the fake org answers each poll over HTTP, walking every
+	// record: poll less often.
+	every := 10 * time.Millisecond
+	if r.bins != nil {
+		every = 50 * time.Millisecond
+	}
+	done, err := r.waitDrained(ctx, e, w, n, every)
 	s.Drain = time.Since(w.start)
 	s.Capped = !done
 	u, serr := w.stop()
-	s.BenchCPU = selfCPU() - cpu0
+	s.BenchCPU = selfCPU() + e.procsCPU() - cpu0
 	s.Worker = u
 	if err != nil {
 		return s, err
@@ -366,12 +396,18 @@ func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Dur
 	if serr != nil {
 		return s, serr
 	}
-	st := e.org.Stats()
+	st, err := e.stats()
+	if err != nil {
+		return s, err
+	}
 	s.Written = st.Records["Account"]
 	s.APICalls = st.APICalls
 	s.WriteCalls = writeCalls(mode, st)
 	s.MeanCalls, s.PeakCalls = e.conc.mean()
-	lat, first, last := e.latencies()
+	lat, first, last, err := e.latencies(ctx)
+	if err != nil {
+		return s, err
+	}
 	s.P50, s.P99, s.Max = pct(lat, 50), pct(lat, 99), pct(lat, 100)
 	if !first.IsZero() {
 		s.FirstWrite, s.LastWrite = first.Sub(w.start), last.Sub(w.start)
@@ -388,7 +424,11 @@ func (r *runner) waitDrained(ctx context.Context, e *env, w *worker, n int, ever
 		if err := w.exitedEarly(); err != nil {
 			return false, err
 		}
-		if e.org.Stats().Records["Account"] >= n {
+		st, err := e.stats()
+		if err != nil {
+			return false, err
+		}
+		if st.Records["Account"] >= n {
 			ok, err := e.drained(ctx)
 			if err != nil {
 				return false, err
@@ -411,12 +451,14 @@ func (r *runner) waitDrained(ctx context.Context, e *env, w *worker, n int, ever
 // latencies joins the target's records to the published events by Name and
 // returns created_at → CreatedDate for each, sorted, and the first and last
 // CreatedDate.
-func (e *env) latencies() (lat []time.Duration, first, last time.Time) {
-	for _, a := range e.org.Accounts() {
-		n, _ := a["Name"].(string)
+func (e *env) latencies(ctx context.Context) (lat []time.Duration, first, last time.Time, err error) {
+	dates, err := e.createdDates(ctx)
+	if err != nil {
+		return nil, first, last, err
+	}
+	for n, cd := range dates {
 		at, ok := e.created[n]
-		cd, ok2 := a["CreatedDate"].(time.Time)
-		if !ok || !ok2 {
+		if !ok {
 			continue
 		}
 		lat = append(lat, cd.Sub(at))
@@ -428,7 +470,7 @@ func (e *env) latencies() (lat []time.Duration, first, last time.Time) {
 		}
 	}
 	slices.Sort(lat)
-	return lat, first, last
+	return lat, first, last, nil
 }
 
 // pct is the p-th percentile (nearest rank) of sorted values; 100 is the max.
@@ -443,7 +485,7 @@ func pct(sorted []time.Duration, p int) time.Duration {
 func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 	l := LowLoad{Every: r.cfg.LowLoadEvery, For: r.cfg.LowLoadFor, Latency: r.cfg.LowLoadLatency,
 		Linger: replicate.DefaultLinger}
-	e, err := newEnv(dir, l.Latency, r.cfg.LatencyPerRecord, true)
+	e, err := newEnv(dir, l.Latency, r.cfg.LatencyPerRecord, r.cfg.BulkDelay, true, r.bins)
 	if err != nil {
 		return l, err
 	}
@@ -461,7 +503,11 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 	if _, err := r.waitDrained(ctx, e, w, 1, 10*time.Millisecond); err != nil {
 		return l, err
 	}
-	warm := writeCalls(string(replicate.ModeUpsert), e.org.Stats())
+	st, err := e.stats()
+	if err != nil {
+		return l, err
+	}
+	warm := writeCalls(string(replicate.ModeUpsert), st)
 	delete(e.created, name(0))
 	l.Load1 = load1()
 	t := time.NewTicker(l.Every)
@@ -488,15 +534,21 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 	if !done {
 		return l, fmt.Errorf("the %d events did not reach the target within %v", l.Events, r.cfg.DurationCap)
 	}
-	l.WriteCalls = writeCalls(string(replicate.ModeUpsert), e.org.Stats()) - warm
-	lat, _, _ := e.latencies()
+	if st, err = e.stats(); err != nil {
+		return l, err
+	}
+	l.WriteCalls = writeCalls(string(replicate.ModeUpsert), st) - warm
+	lat, _, _, err := e.latencies(ctx)
+	if err != nil {
+		return l, err
+	}
 	l.P50, l.P99, l.Max = pct(lat, 50), pct(lat, 99), pct(lat, 100)
 	return l, nil
 }
 
 func (r *runner) memory(ctx context.Context, dir string, n int) (Memory, error) {
 	m := Memory{Records: n}
-	e, err := newEnv(dir, 0, r.cfg.LatencyPerRecord, false)
+	e, err := newEnv(dir, 0, r.cfg.LatencyPerRecord, r.cfg.BulkDelay, false, r.bins)
 	if err != nil {
 		return m, err
 	}
@@ -524,7 +576,11 @@ func (r *runner) memory(ctx context.Context, dir string, n int) (Memory, error) 
 	if serr != nil {
 		return m, serr
 	}
-	m.Written = e.org.Stats().Records["Account"]
+	st, err := e.stats()
+	if err != nil {
+		return m, err
+	}
+	m.Written = st.Records["Account"]
 	return m, nil
 }
 
@@ -541,8 +597,14 @@ func (r *runner) waitMemory(ctx context.Context, e *env, w *worker, n int, every
 		if err != nil {
 			return false, err
 		}
-		if ok && e.org.Stats().Records["Account"] >= n {
-			return true, nil
+		if ok {
+			st, err := e.stats()
+			if err != nil {
+				return false, err
+			}
+			if st.Records["Account"] >= n {
+				return true, nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return false, nil

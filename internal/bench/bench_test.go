@@ -102,7 +102,7 @@ func TestTargets(t *testing.T) {
 		{Mode: "apexrest", Latency: 20 * time.Millisecond, Written: 2000, APICalls: 2000, WriteCalls: 2000,
 			FirstWrite: 0, LastWrite: 5 * time.Second},
 		{Mode: "upsert", Latency: 20 * time.Millisecond, Written: 20001, APICalls: 22, WriteCalls: 20,
-			FirstWrite: 0, LastWrite: time.Second},
+			FirstWrite: 0, LastWrite: time.Second, MeanCalls: 2.8},
 		{Mode: "upsert", Latency: 0, Written: 20001, APICalls: 40, WriteCalls: 30,
 			FirstWrite: 0, LastWrite: time.Second, Worker: Usage{CPU: 400 * time.Millisecond}},
 	}}
@@ -116,9 +116,63 @@ func TestTargets(t *testing.T) {
 		"≥ 40,000 records/s at 0 ms on 2 cores: missed by 20,000 records/s (50% of the target)",
 		"worker CPU ≤ 15 µs per record (upsert at 0 ms): missed by 5.0 µs (1.3×) (20.0 µs)",
 		"records per counted API call, apexrest at 20 ms: 1.0",
+		"≥ 3.5 of 4 batch slots busy at 20 ms (mean calls in flight, upsert): missed by 0.7 (80% of the target) (2.8)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("targets lack %q:\n%s", want, got)
+		}
+	}
+	// Out of process the calls in flight are not measured: no slot verdict.
+	for i := range r.Scenarios {
+		r.Scenarios[i].Processes = true
+	}
+	if got := strings.Join(r.Targets(), "\n"); strings.Contains(got, "batch slots") {
+		t.Errorf("multi-process targets judge the batch slots:\n%s", got)
+	}
+}
+
+// TestProcessesRun runs upsert on a tiny backlog with nats-server, the fake
+// org and the worker as separate processes, and checks the counts the bench
+// read over NATS and HTTP.
+func TestProcessesRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs nats-server, the fake org and the worker")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command to build the binaries")
+	}
+	var progress bytes.Buffer
+	rep, err := Run(t.Context(), Config{
+		Dir: t.TempDir(), Processes: true, Modes: []string{"upsert"},
+		Records: 1500, Latencies: []time.Duration{20 * time.Millisecond}, DurationCap: 60 * time.Second,
+		Command: "go run ./cmd/bench -processes", Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	if len(rep.Scenarios) != 1 {
+		t.Fatalf("%d scenarios, want 1", len(rep.Scenarios))
+	}
+	s := rep.Scenarios[0]
+	if s.Capped || s.Written != 1500 || !s.Processes {
+		t.Errorf("%d of 1500 written, capped %v, processes %v", s.Written, s.Capped, s.Processes)
+	}
+	// 1,500 events: one composite call of 1,000 and one of 500 (two
+	// collections), or smaller calls if a fetch came back early.
+	if s.WriteCalls < 2 || s.WriteCalls > 15 {
+		t.Errorf("%d write calls for 1500 records", s.WriteCalls)
+	}
+	if s.LastWrite <= s.FirstWrite || s.WriteRate() <= 0 || s.P50 <= 0 {
+		t.Errorf("write phase %v → %v, rate %v, p50 %v", s.FirstWrite, s.LastWrite, s.WriteRate(), s.P50)
+	}
+	if s.BenchCPU <= 0 || s.Worker.CPU <= 0 {
+		t.Errorf("bench CPU %v, worker CPU %v", s.BenchCPU, s.Worker.CPU)
+	}
+	var out strings.Builder
+	rep.WriteMarkdown(&out)
+	for _, want := range []string{"Multi-process mode", "| upsert | 20 ms | 1500 |", "| n/a |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
 }

@@ -42,6 +42,11 @@ type env struct {
 	url  string // the fake org's base URL
 	conc concurrency
 
+	// natsURL is the JetStream server's client URL; procs are nats-server
+	// and the fake org in the multi-process mode (ns and org are nil then).
+	natsURL string
+	procs   []*proc
+
 	srcOrg string
 	// created holds each event's created_at by account Name (the join key:
 	// apexrest mode sends Name only, so Source_Id__c is not there).
@@ -54,18 +59,18 @@ type env struct {
 // worker's -api-budget never pauses a scenario.
 const benchDailyLimit = 100_000_000
 
-func newEnv(dir string, latency, perRecord time.Duration, keep bool) (*env, error) {
+func newEnv(dir string, latency, perRecord, bulkDelay time.Duration, keep bool, bins *Binaries) (*env, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	e := &env{dir: dir, keep: keep, created: make(map[string]time.Time),
 		srcOrg: salesforce.ID18("00D000000BENCH1")}
 	var err error
-	e.ns, err = natsembed.Run(natsembed.Config{Dir: filepath.Join(dir, "jetstream"), Listen: true})
-	if err != nil {
-		return nil, err
+	if bins != nil {
+		err = e.startProcs(bins, latency, perRecord, bulkDelay)
+	} else {
+		err = e.startInProcess(latency, perRecord, bulkDelay)
 	}
-	e.nc, err = e.ns.Connect()
 	if err != nil {
 		e.close()
 		return nil, err
@@ -84,20 +89,34 @@ func newEnv(dir string, latency, perRecord time.Duration, keep bool) (*env, erro
 		e.close()
 		return nil, err
 	}
-	e.org, err = fakeorg.New(fakeorg.Config{Latency: latency, LatencyPerRecord: perRecord, DailyAPILimit: benchDailyLimit, Seed: 1})
+	return e, nil
+}
+
+// startInProcess starts the embedded JetStream server and the fake org in
+// this process.
+func (e *env) startInProcess(latency, perRecord, bulkDelay time.Duration) error {
+	var err error
+	e.ns, err = natsembed.Run(natsembed.Config{Dir: filepath.Join(e.dir, "jetstream"), Listen: true})
 	if err != nil {
-		e.close()
-		return nil, err
+		return err
+	}
+	e.natsURL = e.ns.ClientURL()
+	if e.nc, err = e.ns.Connect(); err != nil {
+		return err
+	}
+	e.org, err = fakeorg.New(fakeorg.Config{Latency: latency, LatencyPerRecord: perRecord,
+		BulkProcessingDelay: bulkDelay, DailyAPILimit: benchDailyLimit, Seed: 1})
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		e.close()
-		return nil, err
+		return err
 	}
 	e.http = &http.Server{Handler: e.conc.wrap(e.org), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = e.http.Serve(ln) }()
 	e.url = "http://" + ln.Addr().String()
-	return e, nil
+	return nil
 }
 
 func (e *env) close() {
@@ -111,6 +130,9 @@ func (e *env) close() {
 	}
 	if e.ns != nil {
 		e.ns.Shutdown()
+	}
+	for i := len(e.procs) - 1; i >= 0; i-- {
+		e.procs[i].stop()
 	}
 	_ = os.RemoveAll(e.dir)
 }
@@ -228,7 +250,7 @@ type worker struct {
 // workerArgs are the `worker run` arguments for a scenario.
 func (e *env) workerArgs(mode string, extra []string) []string {
 	args := []string{"run",
-		"-nats-url", e.ns.ClientURL(),
+		"-nats-url", e.natsURL,
 		"-target-url", e.url,
 		"-target-client-id", fakeorg.DefaultClientID,
 		"-target-client-secret", fakeorg.DefaultClientSecret,

@@ -18,6 +18,7 @@ const (
 	TargetRate0ms           = 40_000 // write-phase records per second at 0 ms on 2 cores
 	TargetWorkerCPU         = 15.0   // µs of worker CPU per record, upsert at 0 ms
 	TargetMemoryGrowth      = 1.25   // largest / smallest backlog's peak RSS ("flat")
+	TargetSlotsBusy         = 3.5    // calls in flight of the worker's 4 batch slots, upsert at 20 ms
 )
 
 // WriteMarkdown prints the report: the command, the scenario table, the
@@ -36,8 +37,16 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	if len(r.Scenarios) > 0 {
 		p("Backlog scenarios: N events published first (created_at = publish time), then one `worker run` process\n")
 		p("with default flags drains them into the fake org (a new JetStream store, org and worker per row).\n")
+		if cfg.Processes {
+			p("Multi-process mode (-processes): nats-server, the fake org (cmd/fakeorg) and the worker each run as a\n")
+			p("process of their own, built from the module, as a user runs them; the bench publishes over NATS and\n")
+			p("reads the fake org's counters and records over HTTP.\n")
+		}
 		if cfg.LatencyPerRecord > 0 {
 			p("The fake org adds %v per record written to each write call (-latency-per-record) on top of the target latency.\n", cfg.LatencyPerRecord)
+		}
+		if cfg.BulkDelay > 0 {
+			p("The fake org keeps each closed Bulk job in progress for %v (-bulk-delay).\n", cfg.BulkDelay)
 		}
 		p("apexrest rows use at most %d records (-apex-records): one callout per record makes larger backlogs\n", cfg.ApexRecords)
 		p("take minutes at 150 ms; records/s does not depend on N.\n\n")
@@ -48,9 +57,13 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			if s.Capped {
 				recs = fmt.Sprintf("%d of %d (capped at %v)", s.Written, s.Records, cfg.DurationCap)
 			}
-			p("| %s | %v | %s | %s | %s | %v | %.3f | %.1f | %.1f | %.1f / %d | %v | %v | %.1f MiB | %.0f µs | %.0f µs | %.2f |\n",
+			inFlight := fmt.Sprintf("%.1f / %d", s.MeanCalls, s.PeakCalls)
+			if s.Processes {
+				inFlight = "n/a"
+			}
+			p("| %s | %v | %s | %s | %s | %v | %.3f | %.1f | %.1f | %s | %v | %v | %.1f MiB | %.0f µs | %.0f µs | %.2f |\n",
 				s.Mode, latencyString(s.Latency), recs, thousands(s.RecordsPerSec()), thousands(s.WriteRate()), ms(s.FirstWrite),
-				s.CallsPerRecord(), s.RecordsPerWrite(), s.RecordsPerAPICall(), s.MeanCalls, s.PeakCalls, ms(s.P50), ms(s.P99), mib(s.Worker.PeakRSSKB),
+				s.CallsPerRecord(), s.RecordsPerWrite(), s.RecordsPerAPICall(), inFlight, ms(s.P50), ms(s.P99), mib(s.Worker.PeakRSSKB),
 				perRecord(s.Worker.CPU, s.Written), perRecord(s.BenchCPU, s.Written), s.Load1)
 		}
 		p("\nrecords/s: records over the time from the worker's start to the backlog drained (all in the target,\n")
@@ -60,8 +73,14 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		p("Records per counted API call: every authenticated call the worker made (writes, /limits, describe, Bulk\n")
 		p("polls…; OAuth token requests are not API calls). The per-record pattern makes 1, sObject Collections\n")
 		p("peers 200.\n")
-		p("Calls in flight: concurrent calls at the fake org, mean while any was in flight. Worker peak RSS: VmHWM.\n")
-		p("Worker CPU: user+system of the worker process; bench CPU: this process (JetStream server, fake org).\n\n")
+		p("Calls in flight: concurrent calls at the fake org, mean while any was in flight (measured in process\n")
+		p("only). Worker peak RSS: VmHWM.\n")
+		if cfg.Processes {
+			p("Worker CPU: user+system of the worker process; bench CPU: this process (publishing, polling) plus\n")
+			p("the nats-server and fake org processes.\n\n")
+		} else {
+			p("Worker CPU: user+system of the worker process; bench CPU: this process (JetStream server, fake org).\n\n")
+		}
 		if ratios := r.ratios(); len(ratios) > 0 {
 			p("upsert vs apexrest rate (write phase, same -max-calls): %s\n\n", strings.Join(ratios, ", "))
 		}
@@ -148,6 +167,10 @@ func (r *Report) Targets() []string {
 			TargetRecordsPerWrite, latencyString(s.Latency), atLeast(s.RecordsPerWrite(), TargetRecordsPerWrite, ""), s.RecordsPerWrite()))
 		out = append(out, fmt.Sprintf("≥ %d records per counted API call (upsert at %s): %s (%.1f)",
 			TargetRecordsPerAPICall, latencyString(s.Latency), atLeast(s.RecordsPerAPICall(), TargetRecordsPerAPICall, ""), s.RecordsPerAPICall()))
+	}
+	if u, ok := r.find(string(replicate.ModeUpsert), 20*time.Millisecond); ok && !u.Processes {
+		out = append(out, fmt.Sprintf("≥ %.1f of 4 batch slots busy at 20 ms (mean calls in flight, upsert): %s (%.1f)",
+			TargetSlotsBusy, atLeast(u.MeanCalls, TargetSlotsBusy, ""), u.MeanCalls))
 	}
 	if a, ok := r.find(string(replicate.ModeApexREST), 20*time.Millisecond); ok {
 		if u, ok := r.find(string(replicate.ModeUpsert), 20*time.Millisecond); ok && a.WriteRate() > 0 {
