@@ -88,10 +88,12 @@ func TestServices(t *testing.T) {
 	if c := og["producer"].Command; !slices.Equal(c, types.ShellCommand{"producer", "poll"}) {
 		t.Errorf("producer command %q, want producer poll", c)
 	}
-	for _, name := range []string{"fakeorg-source", "fakeorg-target"} {
-		if c := og[name].Command; !slices.Equal(c, types.ShellCommand{"fakeorg", "-addr", "0.0.0.0:8081"}) {
-			t.Errorf("%s command %q", name, c)
-		}
+	// The fake source also serves the Pub/Sub API for the cdc profile.
+	if c := og["fakeorg-source"].Command; !slices.Equal(c, types.ShellCommand{"fakeorg", "-addr", "0.0.0.0:8081", "-pubsub-addr", "0.0.0.0:7443"}) {
+		t.Errorf("fakeorg-source command %q", c)
+	}
+	if c := og["fakeorg-target"].Command; !slices.Equal(c, types.ShellCommand{"fakeorg", "-addr", "0.0.0.0:8081"}) {
+		t.Errorf("fakeorg-target command %q", c)
 	}
 
 	// Three workers by default.
