@@ -3,7 +3,8 @@ package event
 import (
 	"bytes"
 	"encoding/json"
-	"unicode/utf8"
+
+	"orgsync/internal/jsonscan"
 )
 
 // fastDecode decodes the common shape of an event body without reflection:
@@ -15,23 +16,23 @@ import (
 // FuzzFastDecode).
 func fastDecode(body []byte) (Event, bool) {
 	var e Event
-	d := scanner{b: body}
-	if !d.consume('{') {
+	d := scanner{jsonscan.Scanner{B: body}}
+	if !d.Consume('{') {
 		return Event{}, false
 	}
 	var seen [7]bool
 	first := true
 	for {
-		d.space()
-		if d.consume('}') {
+		d.Space()
+		if d.Consume('}') {
 			break
 		}
-		if !first && !d.consume(',') {
+		if !first && !d.Consume(',') {
 			return Event{}, false
 		}
 		first = false
-		key, ok := d.str()
-		if !ok || !d.consume(':') {
+		key, ok := d.Str()
+		if !ok || !d.Consume(':') {
 			return Event{}, false
 		}
 		var slot int
@@ -45,22 +46,22 @@ func fastDecode(body []byte) (Event, bool) {
 			e.V = n
 		case "type":
 			slot = 1
-			e.Type, ok = d.str()
+			e.Type, ok = d.Str()
 		case "source_org":
 			slot = 2
-			e.SourceOrg, ok = d.str()
+			e.SourceOrg, ok = d.Str()
 		case "source_id":
 			slot = 3
-			e.SourceID, ok = d.str()
+			e.SourceID, ok = d.Str()
 		case "parent_id":
 			slot = 4
-			e.ParentID, ok = d.str()
+			e.ParentID, ok = d.Str()
 		case "created_at":
 			slot = 5
-			d.space()
-			start := d.i
-			if _, ok = d.str(); ok {
-				ok = e.CreatedAt.UnmarshalJSON(d.b[start:d.i]) == nil
+			d.Space()
+			start := d.I
+			if _, ok = d.Str(); ok {
+				ok = e.CreatedAt.UnmarshalJSON(d.B[start:d.I]) == nil
 			}
 		case "fields":
 			slot = 6
@@ -73,72 +74,26 @@ func fastDecode(body []byte) (Event, bool) {
 		}
 		seen[slot] = true
 	}
-	d.space()
-	if d.i != len(d.b) {
+	d.Space()
+	if d.I != len(d.B) {
 		return Event{}, false
 	}
 	return e, true
 }
 
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (d *scanner) space() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
-
-func (d *scanner) consume(c byte) bool {
-	d.space()
-	if d.i < len(d.b) && d.b[d.i] == c {
-		d.i++
-		return true
-	}
-	return false
-}
-
-// str reads a string without escapes or control characters, in valid UTF-8.
-func (d *scanner) str() (string, bool) {
-	if !d.consume('"') {
-		return "", false
-	}
-	start := d.i
-	end := bytes.IndexByte(d.b[start:], '"')
-	if end < 0 {
-		return "", false
-	}
-	s := d.b[start : start+end]
-	for _, c := range s {
-		if c < 0x20 || c == '\\' {
-			return "", false
-		}
-	}
-	if !utf8.Valid(s) {
-		return "", false
-	}
-	d.i = start + end + 1
-	return string(s), true
-}
+type scanner struct{ jsonscan.Scanner }
 
 // smallInt reads a non-negative integer of at most 9 digits without a
 // leading zero (other than "0" itself).
 func (d *scanner) smallInt() (int, bool) {
-	d.space()
-	start, n := d.i, 0
-	for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' && d.i-start < 9 {
-		n = n*10 + int(d.b[d.i]-'0')
-		d.i++
+	d.Space()
+	start, n := d.I, 0
+	for d.I < len(d.B) && d.B[d.I] >= '0' && d.B[d.I] <= '9' && d.I-start < 9 {
+		n = n*10 + int(d.B[d.I]-'0')
+		d.I++
 	}
-	digits := d.i - start
-	if digits == 0 || digits > 1 && d.b[start] == '0' || d.i < len(d.b) && (d.b[d.i] >= '0' && d.b[d.i] <= '9' || d.b[d.i] == '.' || d.b[d.i] == 'e' || d.b[d.i] == 'E') {
+	digits := d.I - start
+	if digits == 0 || digits > 1 && d.B[start] == '0' || d.I < len(d.B) && (d.B[d.I] >= '0' && d.B[d.I] <= '9' || d.B[d.I] == '.' || d.B[d.I] == 'e' || d.B[d.I] == 'E') {
 		return 0, false
 	}
 	return n, true
@@ -146,50 +101,50 @@ func (d *scanner) smallInt() (int, bool) {
 
 // fields reads the fields object: flat values only.
 func (d *scanner) fields() (map[string]any, bool) {
-	if !d.consume('{') {
+	if !d.Consume('{') {
 		return nil, false
 	}
 	m := make(map[string]any, 8)
 	first := true
 	for {
-		d.space()
-		if d.consume('}') {
+		d.Space()
+		if d.Consume('}') {
 			return m, true
 		}
-		if !first && !d.consume(',') {
+		if !first && !d.Consume(',') {
 			return nil, false
 		}
 		first = false
-		key, ok := d.str()
-		if !ok || !d.consume(':') {
+		key, ok := d.Str()
+		if !ok || !d.Consume(':') {
 			return nil, false
 		}
-		d.space()
-		if d.i >= len(d.b) {
+		d.Space()
+		if d.I >= len(d.B) {
 			return nil, false
 		}
-		switch c := d.b[d.i]; {
+		switch c := d.B[d.I]; {
 		case c == '"':
-			s, ok := d.str()
+			s, ok := d.Str()
 			if !ok {
 				return nil, false
 			}
 			m[key] = s
-		case c == 't' && bytes.HasPrefix(d.b[d.i:], []byte("true")):
-			d.i += 4
+		case c == 't' && bytes.HasPrefix(d.B[d.I:], []byte("true")):
+			d.I += 4
 			m[key] = true
-		case c == 'f' && bytes.HasPrefix(d.b[d.i:], []byte("false")):
-			d.i += 5
+		case c == 'f' && bytes.HasPrefix(d.B[d.I:], []byte("false")):
+			d.I += 5
 			m[key] = false
-		case c == 'n' && bytes.HasPrefix(d.b[d.i:], []byte("null")):
-			d.i += 4
+		case c == 'n' && bytes.HasPrefix(d.B[d.I:], []byte("null")):
+			d.I += 4
 			m[key] = nil
 		case c == '-' || c >= '0' && c <= '9':
-			start := d.i
-			for d.i < len(d.b) && bytes.IndexByte([]byte("0123456789+-.eE"), d.b[d.i]) >= 0 {
-				d.i++
+			start := d.I
+			for d.I < len(d.B) && bytes.IndexByte([]byte("0123456789+-.eE"), d.B[d.I]) >= 0 {
+				d.I++
 			}
-			num := string(d.b[start:d.i])
+			num := string(d.B[start:d.I])
 			if !json.Valid([]byte(num)) {
 				return nil, false
 			}

@@ -1,8 +1,7 @@
 package salesforce
 
 import (
-	"bytes"
-	"unicode/utf8"
+	"orgsync/internal/jsonscan"
 )
 
 // fastSaveResults decodes the usual answer of a collections call without
@@ -13,12 +12,12 @@ import (
 // encoding/json, whose result fastSaveResults' equals whenever it reports
 // true (see FuzzFastSaveResults).
 func fastSaveResults(b []byte) ([]SaveResult, bool) {
-	d := resultScanner{b: b}
-	if !d.consume('[') {
+	d := resultScanner{jsonscan.Scanner{B: b}}
+	if !d.Consume('[') {
 		return nil, false
 	}
 	out := make([]SaveResult, 0, 200)
-	if d.consume(']') {
+	if d.Consume(']') {
 		return d.end(out)
 	}
 	for {
@@ -27,122 +26,63 @@ func fastSaveResults(b []byte) ([]SaveResult, bool) {
 			return nil, false
 		}
 		out = append(out, r)
-		if d.consume(']') {
+		if d.Consume(']') {
 			return d.end(out)
 		}
-		if !d.consume(',') {
+		if !d.Consume(',') {
 			return nil, false
 		}
 	}
 }
 
-type resultScanner struct {
-	b []byte
-	i int
-}
+type resultScanner struct{ jsonscan.Scanner }
 
 func (d *resultScanner) end(out []SaveResult) ([]SaveResult, bool) {
-	d.space()
-	return out, d.i == len(d.b)
-}
-
-func (d *resultScanner) space() {
-	for d.i < len(d.b) && (d.b[d.i] == ' ' || d.b[d.i] == '\t' || d.b[d.i] == '\n' || d.b[d.i] == '\r') {
-		d.i++
-	}
-}
-
-func (d *resultScanner) consume(c byte) bool {
-	d.space()
-	if d.i < len(d.b) && d.b[d.i] == c {
-		d.i++
-		return true
-	}
-	return false
-}
-
-func (d *resultScanner) literal(s string) bool {
-	d.space()
-	if bytes.HasPrefix(d.b[d.i:], []byte(s)) {
-		d.i += len(s)
-		return true
-	}
-	return false
-}
-
-func (d *resultScanner) str() (string, bool) {
-	if !d.consume('"') {
-		return "", false
-	}
-	start := d.i
-	end := bytes.IndexByte(d.b[start:], '"')
-	if end < 0 {
-		return "", false
-	}
-	s := d.b[start : start+end]
-	for _, c := range s {
-		if c < 0x20 || c == '\\' {
-			return "", false
-		}
-	}
-	if !utf8.Valid(s) {
-		return "", false
-	}
-	d.i = start + end + 1
-	return string(s), true
-}
-
-func (d *resultScanner) boolean() (bool, bool) {
-	switch {
-	case d.literal("true"):
-		return true, true
-	case d.literal("false"):
-		return false, true
-	}
-	return false, false
+	d.Space()
+	return out, d.I == len(d.B)
 }
 
 func (d *resultScanner) result() (SaveResult, bool) {
 	var r SaveResult
-	if !d.consume('{') {
+	if !d.Consume('{') {
 		return r, false
 	}
 	var seen [4]bool
 	first := true
 	for {
-		if d.consume('}') {
+		if d.Consume('}') {
 			return r, true
 		}
-		if !first && !d.consume(',') {
+		if !first && !d.Consume(',') {
 			return r, false
 		}
 		first = false
-		key, ok := d.str()
-		if !ok || !d.consume(':') {
+		key, ok := d.Str()
+		if !ok || !d.Consume(':') {
 			return r, false
 		}
 		var slot int
 		switch key {
 		case "id":
 			slot = 0
-			if !d.literal("null") {
-				r.ID, ok = d.str()
+			if !d.Literal("null") {
+				r.ID, ok = d.Str()
 			}
 		case "success":
 			slot = 1
-			r.Success, ok = d.boolean()
+			r.Success, ok = d.Bool()
 		case "created":
 			slot = 2
-			r.Created, ok = d.boolean()
+			r.Created, ok = d.Bool()
 		case "errors":
 			slot = 3
-			ok = d.consume('[') && d.consume(']')
+			ok = d.Consume('[') && d.Consume(']')
 			r.Errors = []RecordError{}
 		default:
 			return r, false
 		}
 		// The literal after a value must end there (no "truex").
-		if !ok || seen[slot] || d.i < len(d.b) && isLetter(d.b[d.i]) {
+		if !ok || seen[slot] || d.I < len(d.B) && isLetter(d.B[d.I]) {
 			return r, false
 		}
 		seen[slot] = true
