@@ -44,9 +44,17 @@ func (g *group) isLink() bool { return g.ev.Type == event.TypeAccountLink }
 type run struct {
 	shutdown <-chan struct{}
 	calls    atomic.Int64 // target calls made for the batch
+	// How the batch's messages were settled.
+	written, known, deadLettered, retried atomic.Int64
 }
 
 type runKey struct{}
+
+// runOf is the batch of ctx, or nil.
+func runOf(ctx context.Context) *run {
+	r, _ := ctx.Value(runKey{}).(*run)
+	return r
+}
 
 // countCall counts a target call against the batch of ctx, if any.
 func countCall(ctx context.Context) {
@@ -146,9 +154,9 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 
 // handBackGroups gives records back to the queue unwritten (shutdown, or
 // this worker stopped, before they got a batch slot).
-func (w *Worker) handBackGroups(gs []*group, cause error) {
+func (w *Worker) handBackGroups(ctx context.Context, gs []*group, cause error) {
 	for _, g := range gs {
-		w.retryGroup(g, 0, cause)
+		w.retryGroup(ctx, g, 0, cause)
 	}
 }
 
@@ -172,7 +180,9 @@ func (w *Worker) write(b *batch) {
 		w.writeAndSettle(ctx, r, links[start:min(start+step, len(links))], w.writeLinks, false)
 	}
 	if records > 0 {
-		w.log.Info("batch written", "records", records, "messages", b.messages, "calls", r.calls.Load(),
+		w.log.Info("batch settled", "records", records, "messages", b.messages,
+			"written", r.written.Load(), "known", r.known.Load(), "dead_lettered", r.deadLettered.Load(),
+			"retried", r.retried.Load(), "calls", r.calls.Load(),
 			"took", time.Since(b.start).Round(time.Millisecond).String())
 	}
 }
@@ -215,6 +225,9 @@ func (w *Worker) skipKnown(ctx context.Context, gs []*group) []*group {
 	for _, g := range gs {
 		if _, ok := known[g.sourceID]; ok && !g.repair() {
 			w.ack(ctx, g)
+			if r := runOf(ctx); r != nil {
+				r.known.Add(int64(len(g.ds)))
+			}
 			w.cfg.Metrics.skipped(len(g.ds))
 			continue
 		}
@@ -248,7 +261,7 @@ func (w *Worker) writeAndSettle(ctx context.Context, r *run, gs []*group, write 
 		}
 		release, ok, why := w.takeSlot(r)
 		if !ok {
-			w.handBackGroups(gs, why)
+			w.handBackGroups(ctx, gs, why)
 			return
 		}
 		wctx, cancel := context.WithTimeout(ctx, deadline)
@@ -298,7 +311,7 @@ func (w *Worker) callFailed(ctx context.Context, r *run, gs []*group, err error,
 	case callHold:
 		return w.hold(ctx, r, gs, c, err), nil
 	case callHandBack:
-		w.handBack(gs, c, err)
+		w.handBack(ctx, gs, c, err)
 		return false, nil
 	case callSplit:
 		half := len(gs) / 2
@@ -337,7 +350,7 @@ func (w *Worker) writePacked(ctx context.Context, r *run, gs []*group) {
 		}
 		release, ok, why := w.takeSlot(r)
 		if !ok {
-			w.handBackGroups(gs, why)
+			w.handBackGroups(ctx, gs, why)
 			return
 		}
 		wctx, cancel := context.WithTimeout(ctx, w.cfg.AckWait)
@@ -423,16 +436,16 @@ func (w *Worker) hold(ctx context.Context, r *run, gs []*group, c class, cause e
 	}
 	// Shutting down while the pool is paused: let the queue have them.
 	for _, g := range gs {
-		w.retryGroup(g, 0, nil)
+		w.retryGroup(ctx, g, 0, nil)
 	}
 	return false
 }
 
 // handBack stops this worker for a local cause and hands gs back at once.
-func (w *Worker) handBack(gs []*group, c class, cause error) {
+func (w *Worker) handBack(ctx context.Context, gs []*group, c class, cause error) {
 	w.stopWorker(kindOf(c, cause), cause)
 	for _, g := range gs {
-		w.retryGroup(g, 0, cause)
+		w.retryGroup(ctx, g, 0, cause)
 	}
 }
 
@@ -465,7 +478,7 @@ func (w *Worker) settle(ctx context.Context, r *run, gs []*group, outs []outcome
 			}
 			held = append(held, g)
 		case actHandBack:
-			w.handBack([]*group{g}, o.class, o.err)
+			w.handBack(ctx, []*group{g}, o.class, o.err)
 		case actDeadLetter:
 			code, msg := o.code, o.message
 			switch {
@@ -480,7 +493,7 @@ func (w *Worker) settle(ctx context.Context, r *run, gs []*group, outs []outcome
 		case actRetryLater, actLinkLater:
 			// (A created record is written without its parent by the write
 			// itself: actLinkLater never reaches here.)
-			w.retryGroup(g, queue.NakDelay(uint64(n)), fmt.Errorf("%s: %s", o.code, o.message))
+			w.retryGroup(ctx, g, queue.NakDelay(uint64(n)), fmt.Errorf("%s: %s", o.code, o.message))
 		}
 	}
 	w.settleWritten(ctx, r, done, doneOut)
@@ -507,7 +520,7 @@ func (w *Worker) settleWritten(ctx context.Context, r *run, gs []*group, outs []
 				if idempotent {
 					// Shutting down without the link: the record is written
 					// again (idempotently) on redelivery, with a new link.
-					w.retryGroup(g, 0, err)
+					w.retryGroup(ctx, g, 0, err)
 					continue
 				}
 				w.log.Error("LINK LOST: shutting down before the link event could be published; set the parent by hand",
@@ -527,6 +540,9 @@ func (w *Worker) settleWritten(ctx context.Context, r *run, gs []*group, outs []
 	}
 	for _, g := range keep {
 		w.ack(ctx, g)
+		if r := runOf(ctx); r != nil {
+			r.written.Add(int64(len(g.ds)))
+		}
 		w.cfg.Metrics.synced(len(g.ds), g.ev.CreatedAt)
 	}
 }
@@ -580,7 +596,10 @@ func (w *Worker) ack(ctx context.Context, g *group) {
 	}
 }
 
-func (w *Worker) retryGroup(g *group, delay time.Duration, cause error) {
+func (w *Worker) retryGroup(ctx context.Context, g *group, delay time.Duration, cause error) {
+	if r := runOf(ctx); r != nil {
+		r.retried.Add(int64(len(g.ds)))
+	}
 	for _, d := range g.ds {
 		if cause != nil {
 			w.lastErr.set(d.Seq, cause.Error())
@@ -600,6 +619,9 @@ func (w *Worker) deadLetter(ctx context.Context, d *queue.Delivery, sourceID, co
 		return
 	}
 	w.lastErr.take(d.Seq)
+	if r := runOf(ctx); r != nil {
+		r.deadLettered.Add(1)
+	}
 	w.log.Warn("dead-lettered", "seq", d.Seq, "source_id", sourceID, "code", code, "message", message, "attempts", d.NumDelivered)
 	w.cfg.Metrics.deadLettered(code)
 }

@@ -1,10 +1,14 @@
 package replicate
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -325,5 +329,50 @@ func TestSurvivorClearsPauseOfGoneWorker(t *testing.T) {
 	}
 	if d := h.dlq(); len(d) != 0 {
 		t.Errorf("DLQ has %d entries, want 0", len(d))
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// The worker logs one INFO line per batch that says how its messages were
+// settled: written, dead-lettered, retried — not every record as written.
+func TestBatchLogLineCountsOutcomes(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{RejectName: "^Reject"}, queue.Config{})
+	h.publish(0, "Good 1", "Good 2", "Reject me", "Good 3")
+	var logs syncBuffer
+	h.startWorker("a", func(c *Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	counts := func() (written, dead int64) {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var rec struct {
+				Msg          string `json:"msg"`
+				Written      int64  `json:"written"`
+				DeadLettered int64  `json:"dead_lettered"`
+			}
+			if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "batch settled" {
+				continue
+			}
+			written += rec.Written
+			dead += rec.DeadLettered
+		}
+		return written, dead
+	}
+	// The line follows the acks: wait for it, not only for the queue.
+	h.waitFor("the batch lines", 30*time.Second, func() bool { w, d := counts(); return h.settled() && w+d >= 4 })
+	written, dead := counts()
+	if written != 3 || dead != 1 {
+		t.Errorf("batch settled lines say %d written, %d dead-lettered; want 3 and 1\n%s", written, dead, logs.String())
 	}
 }
