@@ -185,7 +185,9 @@ func TestCDCFirstStart(t *testing.T) {
 
 	r = e.start(e.dbPath(), func(c *capture.CDCConfig, _ *pubsub.Config) { c.Since = time.Now().Add(-time.Hour) })
 	e.ready(r)
-	eventually(t, "since catch-up", func() bool { return e.storedCount() == 3 })
+	eventually(t, "since catch-up", func() bool {
+		return e.storedCount() == 3 && r.cdc.Totals().CatchUps[capture.CauseSince] >= 1
+	})
 	if n := r.cdc.Totals().CatchUps[capture.CauseSince]; n != 1 {
 		t.Fatalf("since catch-ups %d, want 1", n)
 	}
@@ -210,7 +212,9 @@ func TestCDCExpiredReplayCatchesUp(t *testing.T) {
 
 	r = e.start(path, nil)
 	e.ready(r)
-	eventually(t, "catch-up", func() bool { return e.storedCount() == 4 })
+	eventually(t, "catch-up", func() bool {
+		return e.storedCount() == 4 && r.cdc.Totals().CatchUps[capture.CauseReplayInvalid] >= 1
+	})
 	if n := r.cdc.Totals().CatchUps[capture.CauseReplayInvalid]; n != 1 {
 		t.Fatalf("replay_invalid catch-ups %d, want 1", n)
 	}
@@ -235,7 +239,10 @@ func TestCDCGapEventReadsRecords(t *testing.T) {
 	if err := e.bus.Gap(pubsub.ChangeGapCreate, ids); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "gap records", func() bool { return e.storedCount() == 2 })
+	eventually(t, "gap records and the catch-up", func() bool {
+		return e.storedCount() == 2 && r.cdc.Totals().CatchUps[capture.CauseGap] >= 1 &&
+			counterValue(t, reg, "orgsync_cdc_catchups_total", "gap") >= 1
+	})
 	if n := r.cdc.Totals().CatchUps[capture.CauseGap]; n != 1 {
 		t.Fatalf("gap catch-ups %d, want 1", n)
 	}
@@ -308,7 +315,11 @@ func TestCDCOverflowCatchesUp(t *testing.T) {
 	ids := e.createREST("overflow", 3)
 	e.bus.Configure(eventbus.Settings{})
 	e.bus.Overflow()
-	eventually(t, "overflow records", func() bool { return e.storedCount() == 3 })
+	// The catch-up is counted when it ends, which may be just after its
+	// records are stored: wait for both.
+	eventually(t, "overflow records and the catch-up", func() bool {
+		return e.storedCount() == 3 && r.cdc.Totals().CatchUps[capture.CauseOverflow] >= 1
+	})
 	if n := r.cdc.Totals().CatchUps[capture.CauseOverflow]; n != 1 {
 		t.Fatalf("overflow catch-ups %d, want 1", n)
 	}
