@@ -412,6 +412,10 @@ func (c *CDC) session(ctx context.Context, pending **catchUp, fresh bool) (got b
 	}
 }
 
+// publishGrace bounds how long a batch's publishes may go on after
+// shutdown started.
+const publishGrace = 30 * time.Second
+
 func presetName(p pubsub.Preset) string { return strings.ToLower(p.String()) }
 
 // handle publishes a batch's creates, runs the catch-ups its gap and
@@ -492,7 +496,12 @@ func (c *CDC) handle(ctx context.Context, st releaser, b *pubsub.Batch) error {
 			return err
 		}
 	}
-	ps, err := publishAll(ctx, c.cfg.Queue, creates, c.cfg.Publishers)
+	// A batch whose publishes started finishes them even when shutdown
+	// starts (bounded), so their acks are counted and the checkpoint moves
+	// past them instead of leaving repeats for the next start.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishGrace)
+	ps, err := publishAll(pctx, c.cfg.Queue, creates, c.cfg.Publishers)
+	cancel()
 	stats.Published, stats.Duplicates = ps.Published, ps.Duplicates
 	c.cfg.Metrics.stats(PathCDC, stats)
 	c.count(func(t *CDCStats) { t.Stats.add(stats) })

@@ -40,7 +40,7 @@ func cmdCDC(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	switch {
 	case *overlap < 0:
-		return cli.Usagef("-overlap must not be negative")
+		return cli.Usagef("-overlap %v: must not be negative (0: no overlap)", *overlap)
 	case *idle <= 0:
 		return cli.Usagef("-idle-timeout must be positive")
 	case *addr == "":
@@ -52,10 +52,7 @@ func cmdCDC(ctx context.Context, args []string, getenv func(string) string, stdo
 			return cli.Usagef("-since %q is not an RFC 3339 time like 2026-01-02T15:04:05Z", *since)
 		}
 	}
-	if org.AccessToken != "" && *srcOrg == "" {
-		return cli.Usagef("-source-access-token needs -source-org-id: a static token has no identity URL to learn the org from")
-	}
-	orgID, err := sourceOrgID(*srcOrg, false)
+	orgID, err := pollerOrgID(org, *srcOrg)
 	if err != nil {
 		return err
 	}

@@ -94,6 +94,16 @@ func sourceOrgID(v string, required bool) (string, error) {
 	return id, nil
 }
 
+// pollerOrgID is the optional -source-org-id of the commands that read the
+// source org (poll, cdc): learnt from the token's identity when empty,
+// except with a static token, which has no identity URL.
+func pollerOrgID(org *cli.OrgFlags, srcOrg string) (string, error) {
+	if org.AccessToken != "" && srcOrg == "" {
+		return "", cli.Usagef("-source-access-token needs -source-org-id: a static token has no identity URL to learn the org from")
+	}
+	return sourceOrgID(srcOrg, false)
+}
+
 func cmdPoll(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("producer poll", stderr)
 	nf := cli.AddStreamFlags(fs)
@@ -127,10 +137,7 @@ func cmdPoll(ctx context.Context, args []string, getenv func(string) string, std
 	case !(*rateLimit >= 0):
 		return cli.Usagef("-rate-limit %v: must be 0 (no cap) or a positive number of calls per second", *rateLimit)
 	}
-	if org.AccessToken != "" && *srcOrg == "" {
-		return cli.Usagef("-source-access-token needs -source-org-id: a static token has no identity URL to learn the org from")
-	}
-	orgID, err := sourceOrgID(*srcOrg, false)
+	orgID, err := pollerOrgID(org, *srcOrg)
 	if err != nil {
 		return err
 	}
