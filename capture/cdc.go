@@ -755,20 +755,12 @@ func (c *CDC) init(ctx context.Context) error {
 	if c.cpName != "" {
 		return nil
 	}
-	org := c.cfg.SourceOrg
-	id, _, err := c.cfg.Client.Identity(ctx)
-	switch {
-	case err != nil && org == "":
-		return fmt.Errorf("capture: learn the source org from the token's identity URL: %w", err)
-	case err == nil:
-		known, err := salesforce.NormalizeIDWithPrefix(id, salesforce.PrefixOrganization)
-		if err != nil {
-			return fmt.Errorf("capture: identity URL: org id: %w", err)
-		}
-		if org != "" && org != known {
-			return fmt.Errorf("%w: -source-org-id %s is not the token's org %s", errSetup, org, known)
-		}
-		org = known
+	org, err := sourceOrgOf(ctx, c.cfg.Client, c.cfg.SourceOrg)
+	if errors.Is(err, errOrgMismatch) {
+		return fmt.Errorf("%w: %w", errSetup, err)
+	}
+	if err != nil {
+		return err
 	}
 	ti, err := c.cfg.PubSub.Topic(ctx, c.cfg.Topic)
 	var pe *pubsub.Error

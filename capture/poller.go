@@ -529,28 +529,40 @@ func (p *Poller) probe(ctx context.Context, st *Stats) error {
 	return nil
 }
 
+// errOrgMismatch: a configured -source-org-id is not the token's org.
+var errOrgMismatch = errors.New("checkpoints and dedup keys would belong to another org")
+
+// sourceOrgOf is the source org: the token's (from its identity URL), which
+// a configured ID must equal, or checkpoint and dedup keys would belong to
+// another org; the configured one when the token has no identity (a static
+// token).
+func sourceOrgOf(ctx context.Context, client *salesforce.Client, configured string) (string, error) {
+	id, _, err := client.Identity(ctx)
+	switch {
+	case err != nil && configured == "":
+		return "", fmt.Errorf("capture: learn the source org from the token's identity URL: %w", err)
+	case err != nil:
+		return configured, nil
+	}
+	known, err := salesforce.NormalizeIDWithPrefix(id, salesforce.PrefixOrganization)
+	if err != nil {
+		return "", fmt.Errorf("capture: identity URL: org id: %w", err)
+	}
+	if configured != "" && configured != known {
+		return "", fmt.Errorf("capture: -source-org-id %s is not the token's org %s: %w", configured, known, errOrgMismatch)
+	}
+	return known, nil
+}
+
 // init learns the source org, loads the checkpoint and describes Account,
 // once; a failure is retried by the next cycle.
 func (p *Poller) init(ctx context.Context, st *Stats) error {
 	if p.selectList != "" {
 		return nil
 	}
-	org := p.cfg.SourceOrg
-	id, _, err := p.cfg.Client.Identity(ctx)
-	switch {
-	case err != nil && org == "":
-		return fmt.Errorf("capture: learn the source org from the token's identity URL: %w", err)
-	case err == nil:
-		// The token knows its org: a configured ID must be the same one,
-		// or checkpoint and dedup keys would belong to another org.
-		known, err := salesforce.NormalizeIDWithPrefix(id, salesforce.PrefixOrganization)
-		if err != nil {
-			return fmt.Errorf("capture: identity URL: org id: %w", err)
-		}
-		if org != "" && org != known {
-			return fmt.Errorf("capture: -source-org-id %s is not the token's org %s", org, known)
-		}
-		org = known
+	org, err := sourceOrgOf(ctx, p.cfg.Client, p.cfg.SourceOrg)
+	if err != nil {
+		return err
 	}
 	name := CheckpointName(org)
 	cp, err := p.cfg.Store.Checkpoint(name)
