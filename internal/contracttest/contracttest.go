@@ -320,3 +320,34 @@ func CheckREADME(t *testing.T, readme, command, help string) {
 		}
 	}
 }
+
+// CheckCommands runs Check and CheckREADME for every subcommand that
+// binary's usage lists (at least min of them): each must be documented on
+// some docs/ page, and one with a section in docs/contract.md must match its
+// -h there and in the README's synopsis. help runs the subcommand's args
+// (e.g. ["dlq", "list", "-h"]) and returns what it printed on stderr and its
+// exit code.
+func CheckCommands(t *testing.T, usage, binary string, min int, help func(args []string) (string, int)) {
+	t.Helper()
+	contract, all, readme := Contract(t), AllDocs(t), README(t)
+	cmds := Commands(usage, binary)
+	if len(cmds) < min {
+		t.Fatalf("usage lists %d commands: %v", len(cmds), cmds)
+	}
+	for _, cmd := range cmds {
+		t.Run(cmd, func(t *testing.T) {
+			if !strings.Contains(all, "`"+cmd+"`") {
+				t.Fatalf("no page in docs/ documents `%s`", cmd)
+			}
+			if !strings.Contains(contract, "### `"+cmd+"`\n") {
+				return // documented on its own page
+			}
+			out, code := help(append(strings.Fields(cmd)[1:], "-h"))
+			if code != 0 {
+				t.Fatalf("%s -h: exit %d", cmd, code)
+			}
+			Check(t, contract, cmd, out)
+			CheckREADME(t, readme, cmd, out)
+		})
+	}
+}
