@@ -141,15 +141,6 @@ func nakAll(ch <-chan jetstream.Msg, expires time.Time) {
 // abandonedNakMargin is added to an abandoned request's remaining wait.
 const abandonedNakMargin = 200 * time.Millisecond
 
-// Ack acknowledges m and waits for the server to confirm it, so a lost ack
-// cannot redeliver a message whose effect is already recorded.
-func Ack(ctx context.Context, m jetstream.Msg) error {
-	if err := m.DoubleAck(ctx); err != nil {
-		return fmt.Errorf("queue: ack: %w", err)
-	}
-	return nil
-}
-
 // Nak asks for m to be redelivered after delay (at once when delay <= 0).
 // The message keeps counting against MaxAckPending while it waits.
 func Nak(m jetstream.Msg, delay time.Duration) error {
@@ -163,17 +154,6 @@ func Nak(m jetstream.Msg, delay time.Duration) error {
 		return fmt.Errorf("queue: nak: %w", err)
 	}
 	return nil
-}
-
-// Retry naks m with NakDelay(its NumDelivered) and returns the delay used:
-// the worker's answer to a transient failure of one record.
-func Retry(m jetstream.Msg) (time.Duration, error) {
-	var n uint64 = 1
-	if md, err := m.Metadata(); err == nil {
-		n = md.NumDelivered
-	}
-	d := NakDelay(n)
-	return d, Nak(m, d)
 }
 
 // Term stops all redelivery of m and removes it from the work queue; reason

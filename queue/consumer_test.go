@@ -32,7 +32,7 @@ func TestFetch_UpToMax(t *testing.T) {
 		if want := string(rune('0' + i)); string(m.Data()) != want {
 			t.Errorf("message %d = %q, want %q", i, m.Data(), want)
 		}
-		if err := Ack(t.Context(), m); err != nil {
+		if err := m.DoubleAck(t.Context()); err != nil {
 			t.Fatalf("Ack: %v", err)
 		}
 	}
@@ -44,7 +44,7 @@ func TestFetch_UpToMax(t *testing.T) {
 		t.Fatalf("Fetch(10) returned %d messages, want the 2 left", len(msgs))
 	}
 	for _, m := range msgs {
-		if err := Ack(t.Context(), m); err != nil {
+		if err := m.DoubleAck(t.Context()); err != nil {
 			t.Fatalf("Ack: %v", err)
 		}
 	}
@@ -161,14 +161,6 @@ func TestNak_WithDelayRedelivers(t *testing.T) {
 	if md2.Sequence.Stream != md.Sequence.Stream || md2.NumDelivered != md.NumDelivered+1 {
 		t.Errorf("redelivery seq %d NumDelivered %d, want seq %d NumDelivered %d",
 			md2.Sequence.Stream, md2.NumDelivered, md.Sequence.Stream, md.NumDelivered+1)
-	}
-	// Retry picks the delay from NumDelivered (2 → about 2s).
-	d, err := Retry(again)
-	if err != nil {
-		t.Fatalf("Retry: %v", err)
-	}
-	if d < 1600*time.Millisecond || d > 2400*time.Millisecond {
-		t.Errorf("Retry delay after 2 deliveries = %s, want 2s ±20%%", d)
 	}
 }
 

@@ -55,13 +55,13 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	msgs, err := c.Fetch(ctx, 200, 250*time.Millisecond)
+	ds, err := c.Deliveries(ctx, 200, 250*time.Millisecond)
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, m := range msgs {
-		fmt.Println("fetched:", m.Subject())
-		if err := queue.Ack(ctx, m); err != nil {
+	for _, d := range ds {
+		fmt.Println("fetched:", d.Subject)
+		if err := d.AckSync(ctx); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -485,9 +485,6 @@ func (w *Worker) refreshPool(ctx context.Context) {
 	}
 }
 
-// readPoolState follows the pool's state once at start.
-func (w *Worker) readPoolState(ctx context.Context) { w.refreshPool(ctx) }
-
 // watch follows the shared consumer's pause state, so a worker that did
 // not pause the pool itself reports not ready, holds back, and can take
 // over a cause whose worker has stopped; and it samples the backlog for the

@@ -299,7 +299,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// A worker that cannot get a token is not ready from the start and
 	// fetches nothing until its probe gets one.
 	w.checkCredentials(gctx)
-	w.readPoolState(gctx)
+	w.refreshPool(gctx) // follow a pause already in force
 	// More loops than batch slots: they fetch, prepare and settle batches
 	// while the slots' calls are in flight (takeSlot).
 	for i := 0; i < w.cfg.Concurrency+prefetch; i++ {
