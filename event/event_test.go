@@ -51,7 +51,24 @@ func TestDecode(t *testing.T) {
 		{name: "contact id", body: `{"v":1,"type":"account.created","source_org":"` + org18 + `","source_id":"003000000000001"}`, wantErr: "key prefix"},
 		{name: "bad org", body: `{"v":1,"type":"account.created","source_org":"x","source_id":"` + acct18 + `"}`, wantErr: "source_org"},
 		{name: "version 2", body: `{"v":2,"type":"account.created","source_org":"` + org18 + `","source_id":"` + acct18 + `"}`, wantErr: "version 2"},
-		{name: "unknown type", body: `{"v":1,"type":"account.deleted","source_org":"` + org18 + `","source_id":"` + acct18 + `"}`, wantErr: "type"},
+		{name: "unknown type", body: `{"v":1,"type":"account.merged","source_org":"` + org18 + `","source_id":"` + acct18 + `"}`, wantErr: "type"},
+		{
+			name: "updated with a blanked field",
+			body: `{"v":1,"type":"account.updated","source_org":"` + org18 + `","source_id":"` + acct18 + `","changed_at":"2026-11-22T10:05:00.123Z","change_key":"tx1:2","fields":{"Phone":null,"Name":"Acme Ltd","ParentId":""}}`,
+			want: event.Event{V: 1, Type: "account.updated", SourceOrg: org18, SourceID: acct18,
+				ChangedAt: time.Date(2026, 11, 22, 10, 5, 0, 123e6, time.UTC), ChangeKey: "tx1:2",
+				Fields: map[string]any{"Phone": nil, "Name": "Acme Ltd", "ParentId": nil}},
+		},
+		{
+			name: "deleted",
+			body: `{"v":1,"type":"account.deleted","source_org":"` + org18 + `","source_id":"` + acct18 + `","changed_at":"2026-11-22T10:05:00Z","change_key":"k"}`,
+			want: event.Event{V: 1, Type: "account.deleted", SourceOrg: org18, SourceID: acct18,
+				ChangedAt: time.Date(2026, 11, 22, 10, 5, 0, 0, time.UTC), ChangeKey: "k"},
+		},
+		{name: "deleted without changed_at", body: `{"v":1,"type":"account.deleted","source_org":"` + org18 + `","source_id":"` + acct18 + `","change_key":"k"}`, wantErr: "changed_at"},
+		{name: "updated without change_key", body: `{"v":1,"type":"account.updated","source_org":"` + org18 + `","source_id":"` + acct18 + `","changed_at":"2026-11-22T10:05:00Z"}`, wantErr: "change_key"},
+		{name: "change_key with a space", body: `{"v":1,"type":"account.undeleted","source_org":"` + org18 + `","source_id":"` + acct18 + `","changed_at":"2026-11-22T10:05:00Z","change_key":"a b"}`, wantErr: "change_key"},
+		{name: "deleted with fields", body: `{"v":1,"type":"account.deleted","source_org":"` + org18 + `","source_id":"` + acct18 + `","changed_at":"2026-11-22T10:05:00Z","change_key":"k","fields":{"Name":"x"}}`, wantErr: "fields"},
 		{name: "link without parent", body: `{"v":1,"type":"account.link","source_org":"` + org18 + `","source_id":"` + acct18 + `"}`, wantErr: "parent_id"},
 		{name: "Id in fields", body: `{"v":1,"type":"account.created","source_org":"` + org18 + `","source_id":"` + acct18 + `","fields":{"Id":"x"}}`, wantErr: "never copied"},
 		{name: "ParentId not string", body: `{"v":1,"type":"account.created","source_org":"` + org18 + `","source_id":"` + acct18 + `","fields":{"ParentId":5}}`, wantErr: "ParentId"},
@@ -188,4 +205,43 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed the event: %+v vs %+v", e, e2)
 		}
 	})
+}
+
+func TestMsgIDAndChange(t *testing.T) {
+	at := time.Date(2026, 11, 22, 10, 5, 0, 0, time.UTC)
+	tests := []struct {
+		ev         event.Event
+		msgID      string
+		change     string
+		ordered    bool
+		wantWhenAt time.Time
+	}{
+		{event.Event{Type: event.TypeAccountCreated, SourceOrg: org18, SourceID: acct18, CreatedAt: at},
+			org18 + ":" + acct18 + ":created", "created", false, at},
+		{event.Event{Type: event.TypeAccountLink, SourceOrg: org18, SourceID: acct18, ParentID: paren18},
+			org18 + ":" + acct18 + ":link:" + paren18, "link", false, time.Time{}},
+		{event.Event{Type: event.TypeAccountUpdated, SourceOrg: org18, SourceID: acct18, ChangedAt: at, ChangeKey: "tx:3"},
+			org18 + ":" + acct18 + ":updated:tx:3", "updated", true, at},
+		{event.Event{Type: event.TypeAccountDeleted, SourceOrg: org18, SourceID: acct18, ChangedAt: at, ChangeKey: "m:h"},
+			org18 + ":" + acct18 + ":deleted:m:h", "deleted", true, at},
+		{event.Event{Type: event.TypeAccountUndeleted, SourceOrg: org18, SourceID: acct18, ChangedAt: at, ChangeKey: "m:h"},
+			org18 + ":" + acct18 + ":undeleted:m:h", "undeleted", true, at},
+	}
+	for _, tt := range tests {
+		if got := tt.ev.MsgID(); got != tt.msgID {
+			t.Errorf("%s: MsgID = %q, want %q", tt.ev.Type, got, tt.msgID)
+		}
+		if got := tt.ev.Change(); got != tt.change {
+			t.Errorf("%s: Change = %q, want %q", tt.ev.Type, got, tt.change)
+		}
+		if got := event.TypeOf(tt.change); got != tt.ev.Type {
+			t.Errorf("TypeOf(%q) = %q, want %q", tt.change, got, tt.ev.Type)
+		}
+		if got := tt.ev.Ordered(); got != tt.ordered {
+			t.Errorf("%s: Ordered = %v, want %v", tt.ev.Type, got, tt.ordered)
+		}
+		if got := tt.ev.When(); !got.Equal(tt.wantWhenAt) {
+			t.Errorf("%s: When = %v, want %v", tt.ev.Type, got, tt.wantWhenAt)
+		}
+	}
 }

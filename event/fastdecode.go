@@ -9,7 +9,7 @@ import (
 
 // fastDecode decodes the common shape of an event body without reflection:
 // one object with the keys v, type, source_org, source_id, created_at,
-// fields and parent_id at most once each, strings without escapes, and
+// changed_at, change_key, fields and parent_id at most once each, strings without escapes, and
 // fields whose values are strings, numbers, true, false or null. It
 // reports false for anything else, and Decode then uses encoding/json,
 // whose result fastDecode's equals whenever it reports true (see
@@ -20,7 +20,7 @@ func fastDecode(body []byte) (Event, bool) {
 	if !d.Consume('{') {
 		return Event{}, false
 	}
-	var seen [7]bool
+	var seen [9]bool
 	first := true
 	for {
 		d.Space()
@@ -66,6 +66,16 @@ func fastDecode(body []byte) (Event, bool) {
 		case "fields":
 			slot = 6
 			e.Fields, ok = d.fields()
+		case "changed_at":
+			slot = 7
+			d.Space()
+			start := d.I
+			if _, ok = d.Str(); ok {
+				ok = e.ChangedAt.UnmarshalJSON(d.B[start:d.I]) == nil
+			}
+		case "change_key":
+			slot = 8
+			e.ChangeKey, ok = d.Str()
 		default:
 			return Event{}, false
 		}

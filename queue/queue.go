@@ -50,6 +50,14 @@ const (
 	dlqRoot     = "orgsync.dlq."
 )
 
+// AccountSubject is the subject of a record's event:
+// orgsync.account.<change>.<source_id>, change being "created", "updated",
+// "deleted", "undeleted" or "link". Subjects carry the record so that ORGSYNC
+// can partition its events by it (see docs/ordering.md).
+func AccountSubject(change, sourceID string) string {
+	return "orgsync.account." + change + "." + sourceID
+}
+
 // Headers of dead letters and replayed messages.
 const (
 	HeaderErrorCode       = "Orgsync-Error-Code"       // the failure's code, e.g. REQUIRED_FIELD_MISSING
