@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.LatencyPerRecord, "latency-per-record", 0, "the fake org's latency per record written (fakeorg -latency-per-record)")
 	fs.DurationVar(&cfg.BulkDelay, "bulk-delay", 0, "how long the fake org processes a closed Bulk job (fakeorg's bulk_processing_delay)")
 	latencies := fs.String("latencies", "0ms,20ms,150ms", "fake org latencies, comma-separated")
-	modes := fs.String("modes", "apexrest,upsert,bulk", "worker modes, comma-separated: apexrest (the seed's pattern), upsert (collections calls), bulk (upsert with Bulk API 2.0 jobs)")
+	modes := fs.String("modes", "apexrest,upsert,bulk", "worker modes, comma-separated: apexrest (the seed's pattern), upsert (collections calls), bulk (upsert with Bulk API 2.0 jobs), update (account.updated events of records the worker created), update-unmapped (the same, the worker's ID map empty)")
 	fs.DurationVar(&cfg.DurationCap, "duration-cap", 2*time.Minute, "longest a scenario may run")
 	lowLoad := fs.Bool("low-load", true, "run the low-load scenario (one event every 100 ms for 10 s, upsert at 20 ms)")
 	fs.BoolVar(&cfg.Memory, "memory", false, "run the memory scenario (backlogs of 10k, 100k, 1M up to -memory-max)")

@@ -117,17 +117,20 @@ type Scenario struct {
 	Mode    string
 	Latency time.Duration
 	Records int  // events published
-	Written int  // records in the target at the end
+	Written int  // records in the target at the end (update modes: records carrying the update)
 	Capped  bool // stopped at -duration-cap before the backlog drained
 
 	Drain      time.Duration // worker start → all records in the target and the queue drained
-	FirstWrite time.Duration // worker start → first target write
+	FirstWrite time.Duration // worker start → first target write (CreatedDate; updates: LastModifiedDate)
 	LastWrite  time.Duration // worker start → last target write
 
 	APICalls   int // every authenticated call the worker made
-	WriteCalls int // of which writes (upsert or Apex REST calls)
+	WriteCalls int // of which writes (upsert, update or Apex REST calls)
+	// Routes splits APICalls by the fake org's route ("METHOD template",
+	// fakeorg.Stats.ByRoute).
+	Routes map[string]int
 
-	P50, P99, Max time.Duration // created_at → target CreatedDate
+	P50, P99, Max time.Duration // created_at → target CreatedDate (updates: changed_at → LastModifiedDate)
 
 	// MeanCalls and PeakCalls are the calls in flight at the fake org
 	// (mean while any was, and the highest).
@@ -228,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, errors.New("bench: -records and -apex-records must be positive")
 	}
 	for _, m := range cfg.Modes {
-		if m == ModeBulk {
+		if m == ModeBulk || isUpdate(m) {
 			continue
 		}
 		if _, err := replicate.ParseMode(m); err != nil {
@@ -339,10 +342,32 @@ type runner struct {
 // jobs off (-bulk-threshold 0), so each row measures one way of writing.
 const ModeBulk = "bulk"
 
+// The update modes measure account.updated events of records that are in
+// the target already: a first, uncounted phase publishes N created events
+// and lets a worker (upsert mode) write them; then N updated events (one
+// per record, two fields changed) are published and a new worker process,
+// whose calls, CPU and time are the row's figures, applies them as updates
+// by target ID. In ModeUpdate the counted worker has the first worker's ID
+// map (the records were created through orgsync, by this worker); in
+// ModeUpdateUnmapped it starts with an empty one (another worker created
+// them, or they predate orgsync), so it finds the target IDs by external
+// ID with a query.
+const (
+	ModeUpdate         = "update"
+	ModeUpdateUnmapped = "update-unmapped"
+)
+
+// isUpdate reports whether mode is one of the update modes.
+func isUpdate(mode string) bool { return mode == ModeUpdate || mode == ModeUpdateUnmapped }
+
 // writeRoutes are the fake org's routes of a mode's write calls.
 func writeRoutes(mode string) []string {
 	if mode == ModeBulk {
 		return []string{"POST /jobs/ingest"}
+	}
+	if isUpdate(mode) {
+		// Updates by ID; a record the target lacks would be upserted.
+		return []string{"PATCH /composite/sobjects", "PATCH /composite/sobjects/Account/{field}", "POST /composite"}
 	}
 	switch replicate.Mode(mode) {
 	case replicate.ModeApexREST:
@@ -369,24 +394,42 @@ func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Dur
 		return s, err
 	}
 	defer e.close()
-	if err := e.publishBacklog(ctx, n); err != nil {
-		return s, err
-	}
-	s.Load1 = load1()
-	cpu0 := selfCPU() + e.procsCPU()
-	w, err := e.startWorker(r.bin, e.workerArgs(mode, r.cfg.WorkerArgs))
-	if err != nil {
-		return s, err
-	}
 	// Out of process the fake org answers each poll over HTTP, walking every
 	// record: poll less often.
 	every := 10 * time.Millisecond
 	if r.bins != nil {
 		every = 50 * time.Millisecond
 	}
-	done, err := r.waitDrained(ctx, e, w, n, every)
+	if err := e.publishBacklog(ctx, n); err != nil {
+		return s, err
+	}
+	dataDir := "worker"
+	var before fakeorg.Stats // the first phase's calls, left out of the figures
+	if isUpdate(mode) {
+		if mode == ModeUpdateUnmapped {
+			dataDir = "worker-created"
+		}
+		if before, err = r.createPhase(ctx, e, dataDir, n, every); err != nil {
+			return s, fmt.Errorf("creating the records to update: %w", err)
+		}
+		if err := e.publishUpdates(ctx, n); err != nil {
+			return s, err
+		}
+		dataDir = "worker"
+	}
+	s.Load1 = load1()
+	cpu0 := selfCPU() + e.procsCPU()
+	w, err := e.startWorker(r.bin, e.workerArgs(mode, dataDir, r.cfg.WorkerArgs))
+	if err != nil {
+		return s, err
+	}
+	done := e.hasRecords(n)
+	if isUpdate(mode) {
+		done = e.drained
+	}
+	ok, err := r.waitDrained(ctx, w, done, every)
 	s.Drain = time.Since(w.start)
-	s.Capped = !done
+	s.Capped = !ok
 	u, serr := w.stop()
 	s.BenchCPU = selfCPU() + e.procsCPU() - cpu0
 	s.Worker = u
@@ -400,13 +443,30 @@ func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Dur
 	if err != nil {
 		return s, err
 	}
-	s.Written = st.Records["Account"]
-	s.APICalls = st.APICalls
-	s.WriteCalls = writeCalls(mode, st)
+	s.APICalls = st.APICalls - before.APICalls
+	s.WriteCalls = writeCalls(mode, st) - writeCalls(mode, before)
+	s.Routes = make(map[string]int)
+	for route, c := range st.ByRoute {
+		if d := c - before.ByRoute[route]; d > 0 {
+			s.Routes[route] = d
+		}
+	}
 	s.MeanCalls, s.PeakCalls = e.conc.mean()
-	lat, first, last, err := e.latencies(ctx)
+	lat, first, last, written, err := e.latencies(ctx, isUpdate(mode))
 	if err != nil {
 		return s, err
+	}
+	s.Written = st.Records["Account"]
+	if isUpdate(mode) {
+		s.Written = written
+		if dl, err := e.deadLetters(ctx); err != nil {
+			return s, err
+		} else if dl > 0 {
+			return s, fmt.Errorf("%d events dead-lettered (log: %s)", dl, tail(w.logf.Name()))
+		}
+		if !s.Capped && written < n {
+			return s, fmt.Errorf("the queue drained with %d of %d updates in the target (log: %s)", written, n, tail(w.logf.Name()))
+		}
 	}
 	s.P50, s.P99, s.Max = pct(lat, 50), pct(lat, 99), pct(lat, 100)
 	if !first.IsZero() {
@@ -415,27 +475,53 @@ func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Dur
 	return s, nil
 }
 
-// waitDrained polls until n records are in the target and the queue is
-// drained (true), or the duration cap passes (false).
-func (r *runner) waitDrained(ctx context.Context, e *env, w *worker, n int, every time.Duration) (bool, error) {
+// createPhase has a worker (upsert mode, its ID map in dataDir) write the
+// n created events published, and returns the fake org's counters after
+// it stopped.
+func (r *runner) createPhase(ctx context.Context, e *env, dataDir string, n int, every time.Duration) (fakeorg.Stats, error) {
+	w, err := e.startWorker(r.bin, e.workerArgs(string(replicate.ModeUpsert), dataDir, r.cfg.WorkerArgs))
+	if err != nil {
+		return fakeorg.Stats{}, err
+	}
+	ok, err := r.waitDrained(ctx, w, e.hasRecords(n), every)
+	_, serr := w.stop()
+	switch {
+	case err != nil:
+		return fakeorg.Stats{}, err
+	case serr != nil:
+		return fakeorg.Stats{}, serr
+	case !ok:
+		return fakeorg.Stats{}, fmt.Errorf("the %d records were not in the target within %v", n, r.cfg.DurationCap)
+	}
+	return e.stats()
+}
+
+// hasRecords is a waitDrained condition: at least n records in the target
+// and the queue drained.
+func (e *env) hasRecords(n int) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		st, err := e.stats()
+		if err != nil || st.Records["Account"] < n {
+			return false, err
+		}
+		return e.drained(ctx)
+	}
+}
+
+// waitDrained polls until done (true), or the duration cap passes (false).
+func (r *runner) waitDrained(ctx context.Context, w *worker, done func(context.Context) (bool, error), every time.Duration) (bool, error) {
 	deadline := w.start.Add(r.cfg.DurationCap)
 	for {
 		w.sample()
 		if err := w.exitedEarly(); err != nil {
 			return false, err
 		}
-		st, err := e.stats()
+		ok, err := done(ctx)
 		if err != nil {
 			return false, err
 		}
-		if st.Records["Account"] >= n {
-			ok, err := e.drained(ctx)
-			if err != nil {
-				return false, err
-			}
-			if ok {
-				return true, nil
-			}
+		if ok {
+			return true, nil
 		}
 		if time.Now().After(deadline) {
 			return false, nil
@@ -449,28 +535,38 @@ func (r *runner) waitDrained(ctx context.Context, e *env, w *worker, n int, ever
 }
 
 // latencies joins the target's records to the published events by Name and
-// returns created_at → CreatedDate for each, sorted, and the first and last
-// CreatedDate.
-func (e *env) latencies(ctx context.Context) (lat []time.Duration, first, last time.Time, err error) {
-	dates, err := e.createdDates(ctx)
+// returns, sorted, the time from each event (created_at, or changed_at of
+// an update) to the record's CreatedDate (LastModifiedDate for updates),
+// the first and last of those dates and the number of records joined: for
+// updates only the records that carry the update.
+func (e *env) latencies(ctx context.Context, updates bool) (lat []time.Duration, first, last time.Time, n int, err error) {
+	recs, err := e.targetRecords(ctx)
 	if err != nil {
-		return nil, first, last, err
+		return nil, first, last, 0, err
 	}
-	for n, cd := range dates {
-		at, ok := e.created[n]
+	for name, rec := range recs {
+		at, ok := e.sent[name]
 		if !ok {
 			continue
 		}
-		lat = append(lat, cd.Sub(at))
-		if first.IsZero() || cd.Before(first) {
-			first = cd
+		d := rec.created
+		if updates {
+			if rec.phone != updatedPhone {
+				continue
+			}
+			d = rec.modified
 		}
-		if cd.After(last) {
-			last = cd
+		n++
+		lat = append(lat, d.Sub(at))
+		if first.IsZero() || d.Before(first) {
+			first = d
+		}
+		if d.After(last) {
+			last = d
 		}
 	}
 	slices.Sort(lat)
-	return lat, first, last, nil
+	return lat, first, last, n, nil
 }
 
 // pct is the p-th percentile (nearest rank) of sorted values; 100 is the max.
@@ -490,7 +586,7 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 		return l, err
 	}
 	defer e.close()
-	w, err := e.startWorker(r.bin, e.workerArgs(string(replicate.ModeUpsert), r.cfg.WorkerArgs))
+	w, err := e.startWorker(r.bin, e.workerArgs(string(replicate.ModeUpsert), "worker", r.cfg.WorkerArgs))
 	if err != nil {
 		return l, err
 	}
@@ -500,7 +596,7 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 	if err := e.publishOne(ctx); err != nil {
 		return l, err
 	}
-	if _, err := r.waitDrained(ctx, e, w, 1, 10*time.Millisecond); err != nil {
+	if _, err := r.waitDrained(ctx, w, e.hasRecords(1), 10*time.Millisecond); err != nil {
 		return l, err
 	}
 	st, err := e.stats()
@@ -508,7 +604,7 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 		return l, err
 	}
 	warm := writeCalls(string(replicate.ModeUpsert), st)
-	delete(e.created, name(0))
+	delete(e.sent, name(0))
 	l.Load1 = load1()
 	t := time.NewTicker(l.Every)
 	end := time.Now().Add(l.For)
@@ -527,7 +623,7 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 	}
 	t.Stop()
 	w.start = time.Now() // the duration cap counts from here
-	done, err := r.waitDrained(ctx, e, w, 1+l.Events, 10*time.Millisecond)
+	done, err := r.waitDrained(ctx, w, e.hasRecords(1+l.Events), 10*time.Millisecond)
 	if err != nil {
 		return l, err
 	}
@@ -538,7 +634,7 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 		return l, err
 	}
 	l.WriteCalls = writeCalls(string(replicate.ModeUpsert), st) - warm
-	lat, _, _, err := e.latencies(ctx)
+	lat, _, _, _, err := e.latencies(ctx, false)
 	if err != nil {
 		return l, err
 	}
@@ -559,7 +655,7 @@ func (r *runner) memory(ctx context.Context, dir string, n int) (Memory, error) 
 	}
 	m.Publish = time.Since(t0)
 	m.Load1 = load1()
-	w, err := e.startWorker(r.bin, e.workerArgs(string(replicate.ModeUpsert), r.cfg.WorkerArgs))
+	w, err := e.startWorker(r.bin, e.workerArgs(string(replicate.ModeUpsert), "worker", r.cfg.WorkerArgs))
 	if err != nil {
 		return m, err
 	}

@@ -176,3 +176,72 @@ func TestProcessesRun(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateRun runs the update modes on a small backlog at 0 ms: the
+// records are created first (not counted), then each gets one
+// account.updated event, written as an update by target ID, found in the
+// ID map (update) or with a query by external ID (update-unmapped).
+func TestUpdateRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the worker binary")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command to build the worker")
+	}
+	dir := t.TempDir()
+	bin, err := BuildWorker(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	rep, err := Run(t.Context(), Config{
+		WorkerBin: bin, Dir: dir, Modes: []string{ModeUpdate, ModeUpdateUnmapped},
+		Records: 400, Latencies: []time.Duration{0}, DurationCap: 60 * time.Second,
+		Command: "go run ./cmd/bench -modes update,update-unmapped -records 400", Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	if len(rep.Scenarios) != 2 {
+		t.Fatalf("%d scenarios, want 2", len(rep.Scenarios))
+	}
+	const (
+		update = "PATCH /composite/sobjects"
+		upsert = "PATCH /composite/sobjects/Account/{field}"
+	)
+	for _, s := range rep.Scenarios {
+		if s.Capped || s.Written != 400 {
+			t.Errorf("%s: %d of 400 updates in the target, capped %v", s.Mode, s.Written, s.Capped)
+		}
+		// ≤ 200 records per update call; none written as an upsert (the
+		// first phase's creates are not counted).
+		if n := s.Routes[update]; n < 2 || n != s.WriteCalls {
+			t.Errorf("%s: %d update calls, %d write calls; want at least 2, all updates (routes %v)", s.Mode, n, s.WriteCalls, s.Routes)
+		}
+		if s.Routes[upsert] != 0 || s.Routes["POST /composite"] != 0 {
+			t.Errorf("%s: upserts counted: %v", s.Mode, s.Routes)
+		}
+		queries := s.Routes["GET /query"] + s.Routes["GET /queryAll"]
+		switch s.Mode {
+		case ModeUpdate:
+			if queries != 0 {
+				t.Errorf("update: %d queries with the records in the ID map (routes %v)", queries, s.Routes)
+			}
+		case ModeUpdateUnmapped:
+			if queries < 1 {
+				t.Errorf("update-unmapped: no query to find the target IDs (routes %v)", s.Routes)
+			}
+		}
+		if s.LastWrite < s.FirstWrite || s.P50 <= 0 || s.Worker.CPU <= 0 {
+			t.Errorf("%s: write phase %v → %v, p50 %v, worker CPU %v", s.Mode, s.FirstWrite, s.LastWrite, s.P50, s.Worker.CPU)
+		}
+	}
+	var out strings.Builder
+	rep.WriteMarkdown(&out)
+	for _, want := range []string{"| update | 0 ms | 400 |", "| update-unmapped | 0 ms | 400 |",
+		"Counted calls of the update rows, by route", "update-unmapped at 0 ms: ", "× `" + update + "`"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}

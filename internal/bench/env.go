@@ -48,11 +48,13 @@ type env struct {
 	procs   []*proc
 
 	srcOrg string
-	// created holds each event's created_at by account Name (the join key:
-	// apexrest mode sends Name only, so Source_Id__c is not there).
-	created map[string]time.Time
-	keep    bool // remember created_at (off for the memory scenarios)
-	next    int  // the next record number
+	// sent holds the time of each record's last published event (a created
+	// event's created_at, an updated event's changed_at) by account Name
+	// (the join key: apexrest mode sends Name only, so Source_Id__c is not
+	// there).
+	sent map[string]time.Time
+	keep bool // remember the times (off for the memory scenarios)
+	next int  // the next record number
 }
 
 // benchDailyLimit is the fake org's daily API allocation: large, so the
@@ -63,7 +65,7 @@ func newEnv(dir string, latency, perRecord, bulkDelay time.Duration, keep bool, 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	e := &env{dir: dir, keep: keep, created: make(map[string]time.Time),
+	e := &env{dir: dir, keep: keep, sent: make(map[string]time.Time),
 		srcOrg: salesforce.ID18("00D000000BENCH1")}
 	var err error
 	if bins != nil {
@@ -141,10 +143,14 @@ func (e *env) close() {
 // its target record in every mode.
 func name(i int) string { return fmt.Sprintf("Bench %09d", i) }
 
-func (e *env) event(i int, now time.Time) event.Event {
+// sourceID is the source ID of record i.
+func sourceID(i int) string { return salesforce.ID18(fmt.Sprintf("001BEN%09d", i)) }
+
+// createdEvent is record i's account.created event.
+func (e *env) createdEvent(i int, now time.Time) event.Event {
 	return event.Event{
 		V: event.Version, Type: event.TypeAccountCreated, SourceOrg: e.srcOrg,
-		SourceID:  salesforce.ID18(fmt.Sprintf("001BEN%09d", i)),
+		SourceID:  sourceID(i),
 		CreatedAt: now.UTC(),
 		Fields: map[string]any{
 			"Name": name(i), "Industry": "Technology", "Phone": "+1 415 555 0100",
@@ -153,9 +159,45 @@ func (e *env) event(i int, now time.Time) event.Event {
 	}
 }
 
-// publishBacklog publishes n events asynchronously (dedup IDs set) with
-// created_at = the time each is published, and waits for every ack.
+// updatedPhone is the Phone every updated event sets: a record holding it
+// has had its update applied.
+const updatedPhone = "+1 415 555 0199"
+
+// updatedEvent is an account.updated event of record i (created before by
+// its created event): two of its fields changed, as a user's edit of a
+// record in the source.
+func (e *env) updatedEvent(i int, now time.Time) event.Event {
+	now = now.UTC()
+	return event.Event{
+		V: event.Version, Type: event.TypeAccountUpdated, SourceOrg: e.srcOrg,
+		SourceID:  sourceID(i),
+		ChangedAt: now,
+		ChangeKey: now.Format("20060102T150405.000000000Z") + ":bench",
+		Fields:    map[string]any{"Phone": updatedPhone, "Industry": "Manufacturing"},
+	}
+}
+
+// subject is the subject an event is published on
+// (orgsync.account.<change>.<source_id>).
+func subject(ev event.Event) string { return queue.AccountSubject(ev.Change(), ev.SourceID) }
+
+// publishBacklog publishes created events of n new records.
 func (e *env) publishBacklog(ctx context.Context, n int) error {
+	first := e.next
+	e.next += n
+	return e.publishAll(ctx, first, n, e.createdEvent)
+}
+
+// publishUpdates publishes one updated event for each of the first n
+// records (published before as created events).
+func (e *env) publishUpdates(ctx context.Context, n int) error {
+	return e.publishAll(ctx, 0, min(n, e.next), e.updatedEvent)
+}
+
+// publishAll publishes the events of records first … first+n-1
+// asynchronously (dedup IDs set), each made by mk at the time it is
+// published, and waits for every ack.
+func (e *env) publishAll(ctx context.Context, first, n int, mk func(i int, now time.Time) event.Event) error {
 	var failed atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
@@ -177,19 +219,16 @@ func (e *env) publishBacklog(ctx context.Context, n int) error {
 		}
 		futures = futures[:0]
 	}
-	for range n {
-		i := e.next
-		e.next++
-		now := time.Now()
-		ev := e.event(i, now)
+	for i := first; i < first+n; i++ {
+		ev := mk(i, time.Now())
 		body, err := ev.Encode()
 		if err != nil {
 			return err
 		}
 		if e.keep {
-			e.created[name(i)] = ev.CreatedAt
+			e.sent[name(i)] = ev.When()
 		}
-		f, err := e.js.PublishAsync(queue.SubjectCreated, body,
+		f, err := e.js.PublishAsync(subject(ev), body,
 			jetstream.WithMsgID(ev.MsgID()), jetstream.WithExpectStream(queue.Stream))
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)
@@ -209,29 +248,46 @@ func (e *env) publishBacklog(ctx context.Context, n int) error {
 	return nil
 }
 
-// publishOne publishes one event synchronously.
+// publishOne publishes one created event synchronously.
 func (e *env) publishOne(ctx context.Context) error {
 	i := e.next
 	e.next++
-	ev := e.event(i, time.Now())
+	ev := e.createdEvent(i, time.Now())
 	body, err := ev.Encode()
 	if err != nil {
 		return err
 	}
 	if e.keep {
-		e.created[name(i)] = ev.CreatedAt
+		e.sent[name(i)] = ev.CreatedAt
 	}
-	_, err = e.q.Publish(ctx, queue.SubjectCreated, ev.MsgID(), body, nil)
+	_, err = e.q.Publish(ctx, subject(ev), ev.MsgID(), body, nil)
 	return err
 }
 
 // drained reports whether the queue holds nothing pending or unacked.
+// ORGSYNC is a work-queue stream: a message leaves it when it is
+// acknowledged, so an empty stream is a drained queue whatever the
+// consumers are (one, or one per partition).
 func (e *env) drained(ctx context.Context) (bool, error) {
-	b, err := e.q.Backlog(ctx)
+	n, err := e.streamMsgs(ctx, queue.Stream)
+	return n == 0, err
+}
+
+// deadLetters is the number of messages in the dead-letter stream.
+func (e *env) deadLetters(ctx context.Context) (uint64, error) {
+	return e.streamMsgs(ctx, queue.DLQStream)
+}
+
+func (e *env) streamMsgs(ctx context.Context, stream string) (uint64, error) {
+	s, err := e.js.Stream(ctx, stream)
 	if err != nil {
-		return false, err
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
 	}
-	return b.Pending == 0 && b.AckPending == 0, nil
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	return info.State.Msgs, nil
 }
 
 // worker is a running `worker run` process.
@@ -247,19 +303,22 @@ type worker struct {
 	hwmKB, anonKB, fileKB int64 // VmHWM, the highest RssAnon, the last RssFile
 }
 
-// workerArgs are the `worker run` arguments for a scenario.
-func (e *env) workerArgs(mode string, extra []string) []string {
+// workerArgs are the `worker run` arguments for a scenario. The worker
+// keeps its ID map in the scenario's directory under dataDir.
+func (e *env) workerArgs(mode, dataDir string, extra []string) []string {
 	args := []string{"run",
 		"-nats-url", e.natsURL,
 		"-target-url", e.url,
 		"-target-client-id", fakeorg.DefaultClientID,
 		"-target-client-secret", fakeorg.DefaultClientSecret,
 		"-worker-id", "bench",
-		"-data-dir", filepath.Join(e.dir, "worker"),
+		"-data-dir", filepath.Join(e.dir, dataDir),
 	}
 	switch mode {
 	case ModeBulk:
 		args = append(args, "-mode", "upsert", "-bulk-threshold", "1", "-bulk-batch", "10000")
+	case ModeUpdate, ModeUpdateUnmapped:
+		args = append(args, "-mode", string(replicate.ModeUpsert), "-bulk-threshold", "0")
 	case string(replicate.ModeUpsert):
 		args = append(args, "-mode", mode, "-bulk-threshold", "0")
 	default:
@@ -269,10 +328,10 @@ func (e *env) workerArgs(mode string, extra []string) []string {
 }
 
 // startWorker runs the worker binary. Its environment carries no ORGSYNC_*
-// variable, so only the arguments configure it; its log goes to a file in
-// the scenario's directory.
+// variable, so only the arguments configure it; its log is appended to a
+// file in the scenario's directory.
 func (e *env) startWorker(bin string, args []string) (*worker, error) {
-	logf, err := os.Create(filepath.Join(e.dir, "worker.log"))
+	logf, err := os.OpenFile(filepath.Join(e.dir, "worker.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -230,17 +230,26 @@ func (e *env) stats() (fakeorg.Stats, error) {
 	return st, nil
 }
 
-// createdDates returns each account's Name and CreatedDate: in process, or
-// with a SOQL query through the REST API (after the scenario's counters
-// were read: these calls are not the worker's).
-func (e *env) createdDates(ctx context.Context) (map[string]time.Time, error) {
-	out := make(map[string]time.Time)
+// targetRecord is what the bench reads back of a target account.
+type targetRecord struct {
+	created, modified time.Time // CreatedDate, LastModifiedDate
+	phone             string
+}
+
+// targetRecords returns each account's CreatedDate, LastModifiedDate and
+// Phone by Name: in process, or with a SOQL query through the REST API
+// (after the scenario's counters were read: these calls are not the
+// worker's).
+func (e *env) targetRecords(ctx context.Context) (map[string]targetRecord, error) {
+	out := make(map[string]targetRecord)
 	if e.org != nil {
 		for _, a := range e.org.Accounts() {
 			n, _ := a["Name"].(string)
-			if cd, ok := a["CreatedDate"].(time.Time); ok {
-				out[n] = cd
-			}
+			var t targetRecord
+			t.created, _ = a["CreatedDate"].(time.Time)
+			t.modified, _ = a["LastModifiedDate"].(time.Time)
+			t.phone, _ = a["Phone"].(string)
+			out[n] = t
 		}
 		return out, nil
 	}
@@ -253,17 +262,30 @@ func (e *env) createdDates(ctx context.Context) (map[string]time.Time, error) {
 	if err != nil {
 		return nil, err
 	}
-	for rec, err := range c.Query(ctx, "SELECT Name, CreatedDate FROM Account") {
+	for rec, err := range c.Query(ctx, "SELECT Name, CreatedDate, LastModifiedDate, Phone FROM Account") {
 		if err != nil {
 			return nil, fmt.Errorf("query the fake org: %w", err)
 		}
 		n, _ := rec["Name"].(string)
-		s, _ := rec["CreatedDate"].(string)
-		cd, err := time.Parse("2006-01-02T15:04:05.000-0700", s)
-		if err != nil {
-			return nil, fmt.Errorf("CreatedDate %q: %w", s, err)
+		var t targetRecord
+		if t.created, err = sfTime(rec, "CreatedDate"); err != nil {
+			return nil, err
 		}
-		out[n] = cd
+		if t.modified, err = sfTime(rec, "LastModifiedDate"); err != nil {
+			return nil, err
+		}
+		t.phone, _ = rec["Phone"].(string)
+		out[n] = t
 	}
 	return out, nil
+}
+
+// sfTime parses a record's date-time field as the REST API writes it.
+func sfTime(rec salesforce.Record, field string) (time.Time, error) {
+	s, _ := rec[field].(string)
+	t, err := time.Parse("2006-01-02T15:04:05.000-0700", s)
+	if err != nil {
+		return t, fmt.Errorf("%s %q: %w", field, s, err)
+	}
+	return t, nil
 }

@@ -3,7 +3,9 @@ package bench
 import (
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,7 +51,14 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			p("The fake org keeps each closed Bulk job in progress for %v (-bulk-delay).\n", cfg.BulkDelay)
 		}
 		p("apexrest rows use at most %d records (-apex-records): one callout per record makes larger backlogs\n", cfg.ApexRecords)
-		p("take minutes at 150 ms; records/s does not depend on N.\n\n")
+		p("take minutes at 150 ms; records/s does not depend on N.\n")
+		if r.hasUpdates() {
+			p("update rows: the N records are created first by a worker that is not counted; then N account.updated\n")
+			p("events (one per record, two fields) are published and a new worker applies them as updates by target\n")
+			p("ID. update: the worker has the first one's ID map; update-unmapped: its ID map is empty, so it finds\n")
+			p("the target IDs with a query by external ID. Their created→write columns are changed_at → LastModifiedDate.\n")
+		}
+		p("\n")
 		p("| mode | target latency | records | records/s | write-phase records/s | first write after | API calls per record | records per write call | records per counted API call | calls in flight (mean / peak) | p50 created→write | p99 created→write | worker peak RSS | worker CPU per record | bench CPU per record | load |\n")
 		p("|---|---|%s\n", strings.Repeat("---:|", 14))
 		for _, s := range r.Scenarios {
@@ -80,6 +89,15 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			p("the nats-server and fake org processes.\n\n")
 		} else {
 			p("Worker CPU: user+system of the worker process; bench CPU: this process (JetStream server, fake org).\n\n")
+		}
+		if r.hasUpdates() {
+			p("Counted calls of the update rows, by route:\n\n")
+			for _, sc := range r.Scenarios {
+				if isUpdate(sc.Mode) {
+					p("- %s at %s: %s\n", sc.Mode, latencyString(sc.Latency), routes(sc.Routes))
+				}
+			}
+			p("\n")
 		}
 		if ratios := r.ratios(); len(ratios) > 0 {
 			p("upsert vs apexrest rate (write phase, same -max-calls): %s\n\n", strings.Join(ratios, ", "))
@@ -117,6 +135,29 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	for _, t := range r.Targets() {
 		p("- %s\n", t)
 	}
+}
+
+func (r *Report) hasUpdates() bool {
+	return slices.ContainsFunc(r.Scenarios, func(s Scenario) bool { return isUpdate(s.Mode) })
+}
+
+// routes is "n × route" for each route, most calls first.
+func routes(m map[string]int) string {
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := m[b] - m[a]; c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d × `%s`", m[k], k)
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ratios are "at L: ×R" for each latency with both modes.
