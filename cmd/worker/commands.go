@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"orgsync/event"
 	"orgsync/internal/app"
 	"orgsync/internal/cli"
 	"orgsync/queue"
@@ -99,6 +100,11 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 	fs := cli.NewFlagSet("worker run", stderr)
 	nf := cli.AddStreamFlags(fs)
 	org := cli.AddOrgFlags(fs, "target")
+	src := cli.AddOrgFlags(fs, "source")
+	fields := fs.String("fields", strings.Join(event.DefaultFields, ","), "comma-separated Account fields read from the source (with -source-…), as the producer's -fields")
+	deletes := fs.String("deletes", string(replicate.DeletesDelete), "what an account.deleted event does: delete (the target record, and what Salesforce cascades) or off")
+	partitions := fs.Int("partitions", queue.DefaultPartitions, "partitions of ORGSYNC, one consumer each (when this worker creates the stream)")
+	leaseTTL := fs.Duration("lease-ttl", queue.DefaultLeaseTTL, "how long a partition's lease outlives its worker's last renewal")
 	mode := fs.String("mode", string(replicate.ModeUpsert), "write mode: upsert, create or apexrest")
 	ext := fs.String("external-id-field", replicate.DefaultExternalIDField, "the target's external ID field that holds the source record ID (upsert mode)")
 	batch := fs.Int("batch", replicate.DefaultBatch, "events per target call (1..200)")
@@ -124,8 +130,16 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 		return cli.Usagef("worker run takes no arguments, got %q", fs.Args())
 	}
 	if err := cli.NotZero(fs, "batch", "linger", "concurrency", "ack-wait", "max-deliver", "max-ack-pending",
-		"api-budget", "bulk-batch", "max-calls", "stream-replicas"); err != nil {
+		"api-budget", "bulk-batch", "max-calls", "stream-replicas", "partitions", "lease-ttl"); err != nil {
 		return err
+	}
+	copied, err := event.ParseFields(*fields)
+	if err != nil {
+		return cli.Usagef("%v", strings.TrimPrefix(err.Error(), "event: "))
+	}
+	delMode, err := replicate.ParseDeleteMode(*deletes)
+	if err != nil {
+		return cli.Usagef("-deletes %q: want delete or off", *deletes)
 	}
 	natsOpts, err := nf.Options()
 	if err != nil {
@@ -138,12 +152,13 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 	cfg := app.WorkerConfig{
 		NATS:       app.NATSConfig{URL: nf.URL, Options: natsOpts},
 		APIVersion: org.APIVersion,
-		Queue:      queue.Config{AckWait: *ackWait, MaxAckPending: *maxAckPending, Replicas: nf.StreamReplicas},
+		Queue: queue.Config{AckWait: *ackWait, MaxAckPending: *maxAckPending, Replicas: nf.StreamReplicas,
+			Partitions: *partitions, LeaseTTL: *leaseTTL},
 		Engine: replicate.Config{
 			Mode: replicate.Mode(*mode), ExternalIDField: *ext, Batch: *batch, Linger: *linger, Concurrency: *conc,
 			MaxDeliver: *maxDeliver, APIBudget: *budget, RateLimit: *rateLimit, MaxCalls: *maxCalls,
 			WorkerID: *workerID, BulkThreshold: bulkSetting(*bulkThreshold), BulkBatch: *bulkBatch,
-			Composite: *composite,
+			Composite: *composite, Fields: copied, Deletes: delMode,
 		},
 		DataDir:     *dataDir,
 		MetricsAddr: *metricsAddr,
@@ -155,6 +170,13 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 	}
 	if cfg.Target, err = org.AuthConfig(); err != nil {
 		return err
+	}
+	if src.Configured() {
+		sc, err := src.AuthConfig()
+		if err != nil {
+			return err
+		}
+		cfg.Source = &sc
 	}
 	return app.RunWorker(ctx, cfg)
 }
