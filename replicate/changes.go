@@ -138,7 +138,7 @@ func (c *changeWrite) findTargets(ctx context.Context) error {
 		} else {
 			ids = append(ids, g.sourceID)
 		}
-		if p, ok := g.ev.Fields["ParentId"].(string); ok && p != "" {
+		if p, isStr := g.ev.Fields["ParentId"].(string); isStr && p != "" {
 			maybe = append(maybe, p)
 		}
 	}
@@ -148,7 +148,7 @@ func (c *changeWrite) findTargets(ctx context.Context) error {
 			known = nil // the query below finds them all
 		}
 		for _, id := range maybe {
-			if m, ok := known[id]; ok {
+			if m, found := known[id]; found {
 				c.live[id] = m.TargetID
 			} else {
 				ids = append(ids, id)
@@ -189,12 +189,12 @@ func (c *changeWrite) undelete(ctx context.Context) error {
 	var ids []string
 	for _, i := range c.pending(opUndelete) {
 		g := c.gs[i]
-		if _, ok := c.live[g.sourceID]; ok {
+		if _, found := c.live[g.sourceID]; found {
 			g.op = opUpdate
 			continue
 		}
-		id, ok := c.deleted[g.sourceID]
-		if !ok {
+		id, found := c.deleted[g.sourceID]
+		if !found {
 			g.op = opUpdate // the update finds no target: re-created from the source
 			continue
 		}
@@ -233,8 +233,8 @@ func (c *changeWrite) update(ctx context.Context) error {
 	var deferred []bool
 	for _, i := range c.pending(opUpdate) {
 		g := c.gs[i]
-		id, ok := c.live[g.sourceID]
-		if !ok {
+		id, found := c.live[g.sourceID]
+		if !found {
 			c.missing = append(c.missing, i)
 			c.settled[i] = true
 			continue
@@ -247,10 +247,10 @@ func (c *changeWrite) update(ctx context.Context) error {
 				continue
 			}
 			p, _ := v.(string)
-			switch pid, ok := c.live[p]; {
+			switch pid, found := c.live[p]; {
 			case p == "":
 				rec["ParentId"] = nil
-			case ok:
+			case found:
 				rec["ParentId"] = pid
 			default:
 				later = true
@@ -296,8 +296,8 @@ func (c *changeWrite) delete(ctx context.Context) error {
 	var idx []int
 	var ids []string
 	for _, i := range c.pending(opDelete) {
-		id, ok := c.live[c.gs[i].sourceID]
-		if !ok {
+		id, found := c.live[c.gs[i].sourceID]
+		if !found {
 			c.settle(i, ok(""))
 			continue
 		}
