@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"orgsync/event"
 	"orgsync/queue"
 	"orgsync/salesforce/fakeorg"
 )
