@@ -70,8 +70,9 @@ func sourceNeeded(why string) outcome {
 // checkReplays applies the source's current state to replayed changes
 // (and replayed creates): a replay never moves a record back in time.
 // A record deleted in the source is deleted in the target; a live one gets
-// its whole current state (undeleted first if the replay is an undelete);
-// a replayed delete of a record that lives again is stale.
+// its whole current state (undeleted first if the replay is an undelete),
+// whatever the replayed change was (a replayed delete of a record that
+// lives again included).
 func (c *changeWrite) checkReplays(ctx context.Context) error {
 	var idx []int
 	for i, g := range c.gs {
@@ -107,8 +108,6 @@ func (c *changeWrite) checkReplays(ctx context.Context) error {
 				continue
 			}
 			g.op = opDelete
-		case g.op == opDelete:
-			c.settle(i, ok("")) // stale: the record lives again in the source
 		case g.op == opUndelete:
 			g.ev.Fields = cur.Fields
 		default:
