@@ -315,6 +315,7 @@ type call struct {
 	body   []byte
 	ctype  string
 	accept string // "" means application/json
+	soap   bool   // a SOAP call: a non-2xx answer is a SOAP fault
 }
 
 // dataPath is the instance-relative path of a REST data resource.
@@ -428,7 +429,11 @@ func (c *Client) once(ctx context.Context, tok *Token, cl call) (*Response, *API
 	if resp.Status < 200 || resp.Status > 299 {
 		// Redact the body before parsing: Raw is clipped, and a clipped
 		// secret would no longer be recognised.
-		apiErr = ParseAPIError(resp.Status, []byte(c.auth.redact(string(data))))
+		parse := ParseAPIError
+		if cl.soap {
+			parse = ParseSOAPFault
+		}
+		apiErr = parse(resp.Status, []byte(c.auth.redact(string(data))))
 		apiErr.Method, apiErr.Route = cl.method, cl.route
 		_ = c.finish(info, start, apiErr)
 	} else {
