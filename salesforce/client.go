@@ -1,16 +1,19 @@
 // Package salesforce is orgsync's client for the Salesforce REST API: OAuth
 // 2.0 token flows (client credentials, JWT bearer, refresh token, static
 // token) on golang.org/x/oauth2, sObject Collections create and upsert,
-// single-record calls, SOQL queries with paging, describe, limits,
-// Sforce-Limit-Info tracking, typed errors with their failure class, and
-// 15/18-character record IDs.
+// single-record calls, sObject Collections update and delete, SOQL queries
+// (query and queryAll) with paging, describe, limits, the SOAP API's
+// undelete() (which the REST API lacks), API usage tracking
+// (Sforce-Limit-Info, and the SOAP LimitInfoHeader), typed errors with
+// their failure class, and 15/18-character record IDs.
 //
 // # Tokens
 //
 // Salesforce tokens carry no expiry. An Auth caches its token until a call is
-// answered 401; the Client then drops it, fetches a new one (concurrent
-// callers share that fetch) and repeats the call once. A second 401 is
-// returned as an *APIError of class AuthFailure.
+// answered 401 (or, on the SOAP API, with an INVALID_SESSION_ID fault); the
+// Client then drops it, fetches a new one (concurrent callers share that
+// fetch) and repeats the call once. A second refusal is returned as an
+// *APIError of class AuthFailure.
 //
 // # Errors
 //
