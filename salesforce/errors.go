@@ -96,6 +96,9 @@ const (
 	// CodeInvalidCrossReferenceKey names a record that does not exist: the
 	// record's own Id, or a reference field (ParentId) in it.
 	CodeInvalidCrossReferenceKey = "INVALID_CROSS_REFERENCE_KEY"
+	// CodeUnsupportedAPIVersion is the SOAP fault for a version the org
+	// does not serve.
+	CodeUnsupportedAPIVersion = "UNSUPPORTED_API_VERSION"
 )
 
 // ErrorItem is one element of a REST error array:
@@ -445,9 +448,10 @@ func classifyItem(status int, code, message string, fields []string, extIDField 
 		return Permanent
 	case CodeApexUnexpected:
 		return Transient
-	case CodeInvalidJob:
+	case CodeInvalidJob, CodeUnsupportedAPIVersion:
 		// A Bulk job refused at creation: the object, the operation or the
-		// external ID field does not suit this org.
+		// external ID field does not suit this org; or the configured API
+		// version is one the org does not serve.
 		return Configuration
 	case CodeDuplicateValue:
 		if extIDField != "" && duplicateOnField(message, fields, extIDField) {

@@ -533,3 +533,40 @@ func TestUndelete_BadGateway(t *testing.T) {
 		t.Errorf("got %v (%v), want a transient 502", err, salesforce.Classify(err))
 	}
 }
+
+// A SOAP fault is classified by its exception code: the SOAP API answers
+// every fault with HTTP 500.
+func TestClassify_SOAPFaults(t *testing.T) {
+	for _, tt := range []struct {
+		status  int
+		code    string
+		message string
+		want    salesforce.Class
+	}{
+		{500, "INVALID_SESSION_ID", "Invalid Session ID found in SessionHeader: Illegal Session", salesforce.AuthFailure},
+		{500, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", salesforce.Budget},
+		{500, "REQUEST_LIMIT_EXCEEDED", "ConcurrentRequests (Concurrent API Requests) Limit exceeded.", salesforce.Transient},
+		{500, "UNKNOWN_EXCEPTION", "An unexpected error occurred.", salesforce.Transient},
+		{503, "SERVER_UNAVAILABLE", "Server temporarily unavailable. Please try again later.", salesforce.Transient},
+		{500, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record", salesforce.Transient},
+		{500, "UNSUPPORTED_API_VERSION", "Invalid Api version specified on URL", salesforce.Configuration},
+		{500, "INVALID_ID_FIELD", "invalid record id", salesforce.Permanent},
+		{500, "EXCEEDED_ID_LIMIT", "Exceeded max size limit of 200 with ids", salesforce.Permanent},
+		{500, "", "soapenv:Server fault", salesforce.Transient},
+	} {
+		t.Run(tt.code, func(t *testing.T) {
+			e := &salesforce.APIError{StatusCode: tt.status, Code: tt.code, Message: tt.message, Fault: true}
+			if tt.code != "" {
+				e.Errors = []salesforce.ErrorItem{{Code: tt.code, Message: tt.message}}
+			}
+			if got := salesforce.Classify(fmt.Errorf("undelete: %w", e)); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	for _, code := range []string{"UNDELETE_FAILED", "ENTITY_IS_DELETED"} {
+		if got := salesforce.ClassifyRecord(&salesforce.RecordError{Code: code}, ""); got != salesforce.Permanent {
+			t.Errorf("record %s: %v, want permanent", code, got)
+		}
+	}
+}
