@@ -125,3 +125,51 @@ func (c *Client) Count(ctx context.Context, soql string) (int, error) {
 	}
 	return page.TotalSize, nil
 }
+
+// SOQLString quotes s as a SOQL string literal: 'it\'s'. Backslash,
+// quotes, newline, carriage return, tab, backspace and form feed are
+// escaped, so any value (an external ID typed by a person) compares equal
+// to itself in = and IN. It is not a LIKE pattern: % and _ are left as
+// they are, which = and IN take literally.
+func SOQLString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\', '\'', '"':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '\f':
+			b.WriteString(`\f`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// SOQLList renders values as the parenthesised list of an IN condition,
+// ('a','b'), each quoted with SOQLString. values must not be empty (SOQL
+// has no empty list).
+func SOQLList(values []string) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i, v := range values {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(SOQLString(v))
+	}
+	b.WriteByte(')')
+	return b.String()
+}

@@ -570,3 +570,35 @@ func TestClassify_SOAPFaults(t *testing.T) {
 		}
 	}
 }
+
+// SOQLList quotes any external ID so that IN finds exactly its record, in
+// query and queryAll.
+func TestSOQLList(t *testing.T) {
+	org, ts := startFakeOrg(t, fakeorg.Config{})
+	c := fakeClient(t, ts.URL, nil)
+	keys := []string{`it's`, `back\slash`, `"quoted"`, "new\nline\ttab", `100%_off`, `a,b`, `ünï`}
+	ids := seedAccounts(t, org, append(keys, "100xoff", "other")...)
+	if got := salesforce.SOQLString("it's \\ %"); got != `'it\'s \\ %'` {
+		t.Errorf("SOQLString: %s", got)
+	}
+	for _, tt := range []struct {
+		name string
+		all  bool
+	}{{"query", false}, {"queryAll", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			soql := "SELECT Id, Source_Id__c FROM Account WHERE Source_Id__c IN " + salesforce.SOQLList(keys) + " ORDER BY Id"
+			rows := query(t, c, soql)
+			if tt.all {
+				rows = queryAll(t, c, soql)
+			}
+			if len(rows) != len(keys) {
+				t.Fatalf("%d rows for %d keys: %v", len(rows), len(keys), rows)
+			}
+			for i, r := range rows {
+				if r["Id"] != ids[i] || r["Source_Id__c"] != keys[i] {
+					t.Errorf("row %d: %v, want %s %q", i, r, ids[i], keys[i])
+				}
+			}
+		})
+	}
+}
