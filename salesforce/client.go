@@ -92,7 +92,8 @@ type CallInfo struct {
 	// Route is the method and the path after /services/data/vNN.N (or after
 	// /services for other paths) with ids and values templated, e.g.
 	// "PATCH /composite/sobjects/Account/{field}", "GET /query",
-	// "GET /query/{locator}", "GET /limits", "POST /apexrest/arrify/v1/accounts".
+	// "GET /query/{locator}", "GET /limits", "POST /apexrest/arrify/v1/accounts";
+	// the SOAP undelete() is "POST /Soap/u/undelete".
 	Route    string
 	Status   int // 0 on a transport error
 	Duration time.Duration

@@ -362,3 +362,34 @@ func TestRecycleBin(t *testing.T) {
 		t.Errorf("after undelete: %+v", q)
 	}
 }
+
+// FuzzSOAPBody: whatever the body, the SOAP endpoint answers a SOAP
+// envelope with a status it documents, and never panics.
+func FuzzSOAPBody(f *testing.F) {
+	fix := newFixture(f, fakeorg.Config{})
+	gone := fix.create(map[string]any{"Name": "gone"})
+	fix.do(http.MethodDelete, B+"/sobjects/Account/"+gone, nil).want(f, http.StatusNoContent)
+	f.Add(undeleteEnvelope(fix.token, "orgsync", gone, "bad", "001000000000001AAA"))
+	f.Add(undeleteEnvelope("nope", ""))
+	f.Add(`<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body/></soapenv:Envelope>`)
+	f.Add(`<!DOCTYPE x [<!ENTITY a "aaaaaaaa">]><x>&a;&a;</x>`)
+	f.Add(`<a><b></a>`)
+	f.Add(``)
+	f.Fuzz(func(t *testing.T, body string) {
+		fix.t = t
+		body = strings.ReplaceAll(body, "TOKEN", fix.token)
+		res := fix.soap(soapPath, body)
+		switch res.status {
+		case http.StatusOK, http.StatusInternalServerError:
+		default:
+			t.Fatalf("status %d for %q", res.status, body)
+		}
+		els := xmlElements(t, res.body)
+		if len(els) < 2 || els[0].path != "Envelope" || els[0].space != "http://schemas.xmlsoap.org/soap/envelope/" {
+			t.Fatalf("answer %s", res.body)
+		}
+		if res.status != http.StatusOK && len(textOf(els, "Envelope/Body/Fault/faultcode")) != 1 {
+			t.Fatalf("a %d without a fault: %s", res.status, res.body)
+		}
+	})
+}
