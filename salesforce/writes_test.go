@@ -602,3 +602,75 @@ func TestSOQLList(t *testing.T) {
 		})
 	}
 }
+
+// Every new call renews an expired session once and repeats itself, and
+// reports an outage as transient.
+func TestWrites_SessionAndOutage(t *testing.T) {
+	calls := []struct {
+		name  string
+		route string
+		run   func(c *salesforce.Client, t *testing.T, id string) error
+	}{
+		{"UpdateMany", "PATCH /composite/sobjects", func(c *salesforce.Client, t *testing.T, id string) error {
+			_, err := c.UpdateMany(t.Context(), "Account", []salesforce.Record{{"Id": id, "Phone": "1"}}, false)
+			return err
+		}},
+		{"DeleteMany", "DELETE /composite/sobjects", func(c *salesforce.Client, t *testing.T, id string) error {
+			_, err := c.DeleteMany(t.Context(), []string{id}, false)
+			return err
+		}},
+		{"QueryAll", "GET /queryAll", func(c *salesforce.Client, t *testing.T, id string) error {
+			for _, err := range c.QueryAll(t.Context(), "SELECT Id FROM Account WHERE Id = "+salesforce.SOQLString(id)) {
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"Undelete", "POST /Soap/u/undelete", func(c *salesforce.Client, t *testing.T, id string) error {
+			_, err := c.Undelete(t.Context(), []string{id})
+			return err
+		}},
+	}
+	for _, call := range calls {
+		t.Run(call.name+"/expired session", func(t *testing.T) {
+			clock := &fakeClock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+			org, ts := startFakeOrg(t, fakeorg.Config{Now: clock.Now, TokenTTL: time.Hour})
+			id := seedAccounts(t, org, "e1")[0]
+			obs := &observer{}
+			c := fakeClient(t, ts.URL, obs)
+			if _, err := c.Limits(t.Context()); err != nil { // fetch the first token
+				t.Fatal(err)
+			}
+			clock.Advance(2 * time.Hour)
+			if err := call.run(c, t, id); err != nil {
+				t.Fatalf("after renewing the token: %v", err)
+			}
+			got := obs.routes()[1:]
+			refused := call.route + " 401"
+			if call.route == "POST /Soap/u/undelete" {
+				refused = call.route + " 500" // a SOAP fault
+			}
+			if want := []string{refused, call.route + " 200"}; !slices.Equal(got, want) {
+				t.Errorf("calls %q, want %q", got, want)
+			}
+		})
+		t.Run(call.name+"/outage", func(t *testing.T) {
+			org, ts := startFakeOrg(t, fakeorg.Config{})
+			id := seedAccounts(t, org, "o1")[0]
+			rate := 1.0
+			if err := org.Configure(fakeorg.ConfigPatch{FailRate: &rate}); err != nil {
+				t.Fatal(err)
+			}
+			err := call.run(fakeClient(t, ts.URL, nil), t, id)
+			var apiErr *salesforce.APIError
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusServiceUnavailable || apiErr.Code != "SERVER_UNAVAILABLE" ||
+				salesforce.Classify(err) != salesforce.Transient {
+				t.Errorf("got %v, want a transient 503 SERVER_UNAVAILABLE", err)
+			}
+			if st := org.Stats(); st.ByRoute[call.route] != 1 || st.Records["Account"] != 1 {
+				t.Errorf("stats %+v: want one call and nothing changed", st)
+			}
+		})
+	}
+}
