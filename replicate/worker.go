@@ -402,11 +402,13 @@ func (w *Worker) loop(ctx context.Context) error {
 			}
 			continue
 		}
-		bulk, size := w.bulkActive(), w.fetchSize()
+		bulk, size, linger := w.bulkActive(), w.fetchSize(), w.cfg.Linger
 		if bulk {
-			size = w.cfg.BulkBatch
+			// A job's worth of events comes from many partitions' buffers:
+			// give them time to fill (a Bulk job takes seconds anyway).
+			size, linger = w.cfg.BulkBatch, max(linger, bulkLinger)
 		}
-		lot, err := w.cfg.Feed.Next(ctx, size, w.cfg.Linger)
+		lot, err := w.cfg.Feed.Next(ctx, size, linger)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -435,6 +437,9 @@ func (w *Worker) loop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// bulkLinger is the shortest wait for a Bulk batch to fill.
+const bulkLinger = 2 * time.Second
 
 // takeSlot waits for one of the -concurrency batch slots: a batch holds one
 // while its write calls are in flight (not while it is fetched, decoded,
