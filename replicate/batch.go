@@ -152,10 +152,17 @@ type run struct {
 	// again are the records to write again in process (transient failures).
 	mu    sync.Mutex
 	again []*group
+	// fenced reports whether this worker lost a lease of the batch's
+	// partitions (nil: never).
+	fenced func() bool
 	calls atomic.Int64 // target calls made for the batch
 	// How the batch's messages were settled.
 	written, known, deadLettered, retried atomic.Int64
 }
+
+// lost reports whether the batch's partitions went to another worker (see
+// Lot.Fenced): its records must not be written any more.
+func (r *run) lost() bool { return r.fenced != nil && r.fenced() }
 
 // retryLater queues g to be written again in process.
 func (r *run) retryLater(g *group) {
@@ -338,6 +345,9 @@ func (w *Worker) write(b *batch) {
 			w.handBackGroups(ctx, again, nil)
 			break
 		}
+		if w.abandoned(r, again) {
+			break
+		}
 		var created, changes, links []*group
 		for _, g := range again {
 			g.tries++
@@ -483,7 +493,7 @@ func (w *Worker) writeAndSettle(ctx context.Context, r *run, gs []*group, write 
 		return
 	}
 	for len(gs) > 0 {
-		if crashed(ctx, w.cfg.beforeWrite, gs) {
+		if crashed(ctx, w.cfg.beforeWrite, gs) || w.abandoned(r, gs) {
 			return
 		}
 		deadline := w.cfg.AckWait
@@ -576,7 +586,7 @@ func (w *Worker) writePacked(ctx context.Context, r *run, gs []*group) {
 		return
 	}
 	for len(gs) > 0 {
-		if crashed(ctx, w.cfg.beforeWrite, gs) {
+		if crashed(ctx, w.cfg.beforeWrite, gs) || w.abandoned(r, gs) {
 			return
 		}
 		release, ok, why := w.takeSlot(r)
@@ -678,6 +688,21 @@ func (w *Worker) handBack(ctx context.Context, gs []*group, c class, cause error
 	for _, g := range gs {
 		w.retryGroup(ctx, g, 0, cause)
 	}
+}
+
+// abandoned reports whether the batch's partitions went to another worker
+// (their lease lost): then gs are left unsettled, for the new holder to get
+// again once their ack wait ends, and nothing of them is written.
+func (w *Worker) abandoned(r *run, gs []*group) bool {
+	if !r.lost() {
+		return false
+	}
+	n := 0
+	for _, g := range gs {
+		n += len(g.ds)
+	}
+	w.log.Warn("lease lost: leaving the batch's events to the partition's new holder", "messages", n)
+	return true
 }
 
 // crashed runs a test hook; true means "the process died here".

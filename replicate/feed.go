@@ -30,3 +30,4 @@ type partitionLot struct{ l *queue.Lot }
 
 func (l partitionLot) Deliveries() []*queue.Delivery { return l.l.Deliveries }
 func (l partitionLot) Done()                         { l.l.Done() }
+func (l partitionLot) Fenced() bool                  { return l.l.Fenced() }

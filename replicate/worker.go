@@ -271,6 +271,10 @@ type Lot interface {
 	Deliveries() []*queue.Delivery
 	// Done: every delivery is settled (acked, dead-lettered or handed back).
 	Done()
+	// Fenced: this worker lost the lease of a partition of the lot; its
+	// events now belong to another worker, which gets them again once
+	// their ack wait ends. No write of the lot may start.
+	Fenced() bool
 }
 
 // DeleteMode is what an account.deleted event does in the target
@@ -431,6 +435,7 @@ func (w *Worker) loop(ctx context.Context) error {
 		// outlives ctx (each write bounded by the ack wait), but a batch
 		// held through a pool pause is handed back at shutdown.
 		b := w.prepare(context.WithoutCancel(ctx), ctx.Done(), ds, bulk)
+		b.r.fenced = lot.Fenced
 		w.write(b)
 		b.stop()
 		lot.Done()
