@@ -155,7 +155,7 @@ type run struct {
 	// fenced reports whether this worker lost a lease of the batch's
 	// partitions (nil: never).
 	fenced func() bool
-	calls atomic.Int64 // target calls made for the batch
+	calls  atomic.Int64 // target calls made for the batch
 	// How the batch's messages were settled.
 	written, known, deadLettered, retried atomic.Int64
 }
