@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -333,5 +334,46 @@ func TestLinkDroppedWhenTheChildChangedParent(t *testing.T) {
 	h.waitFor("the link", 10*time.Second, h.settled)
 	if got := h.target(child)["ParentId"]; got != nil {
 		t.Errorf("child's parent = %v, want none: the stale link was applied", got)
+	}
+}
+
+// fencedFeed hands out lots whose partitions' leases are lost.
+type fencedFeed struct {
+	Feed
+	done atomic.Int64
+}
+
+type fencedLot struct {
+	Lot
+	f *fencedFeed
+}
+
+func (f *fencedFeed) Next(ctx context.Context, max int, linger time.Duration) (Lot, error) {
+	l, err := f.Feed.Next(ctx, max, linger)
+	if err != nil {
+		return nil, err
+	}
+	return fencedLot{l, f}, nil
+}
+
+func (l fencedLot) Fenced() bool { return true }
+func (l fencedLot) Done()        { l.Lot.Done(); l.f.done.Add(1) }
+
+// A batch whose lease was lost writes nothing: its events belong to the
+// partition's new holder.
+func TestLostLeaseWritesNothing(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{}, queue.Config{})
+	var feed *fencedFeed
+	h.startWorker("w1", func(c *Config) {
+		feed = &fencedFeed{Feed: c.Feed}
+		c.Feed = feed
+	})
+	h.publish(0, "Acme")
+	h.waitFor("a lot taken and given up", 10*time.Second, func() bool { return feed.done.Load() >= 1 })
+	if n := h.org.Stats().APICalls; n != 0 {
+		t.Errorf("%d target calls for a fenced batch, want 0", n)
+	}
+	if b, err := h.q.Backlog(t.Context()); err != nil || b.AckPending != 1 {
+		t.Errorf("backlog %+v (%v): want the event left unsettled (ack pending 1)", b, err)
 	}
 }
