@@ -227,6 +227,10 @@ func runWorker(ctx context.Context, cfg WorkerConfig, reg *prometheus.Registry, 
 	cfg.Engine.AckWait = q.Config().AckWait
 
 	metrics := replicate.NewMetrics(reg)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orgsync_partitions_held",
+		Help: "ORGSYNC partitions whose lease this worker holds (docs/ordering.md).",
+	}, func() float64 { return float64(len(parts.Held())) }))
 	auth, client, err := NewOrgClient(ctx, cfg.Target, cfg.APIVersion, metrics.ObserveCall, log)
 	if err != nil {
 		return fmt.Errorf("worker: target: %w", err)
