@@ -125,7 +125,7 @@ func publishAll(ctx context.Context, p Publisher, evs []outgoing, n int) (Stats,
 		g.Go(func() error {
 			hdr := nats.Header{}
 			hdr.Set(queue.HeaderSourceID, o.ev.SourceID)
-			dup, err := p.Publish(gctx, queue.SubjectCreated, o.ev.MsgID(), o.body, hdr)
+			dup, err := p.Publish(gctx, queue.AccountSubject(o.ev.Change(), o.ev.SourceID), o.ev.MsgID(), o.body, hdr)
 			if err != nil {
 				return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, o.ev.SourceID, err)
 			}
