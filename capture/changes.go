@@ -53,6 +53,9 @@ type allState struct {
 	// deleted holds the deletes this process published, by record, while
 	// the overlap may list them again.
 	deleted map[string]time.Time
+	// live holds the SystemModstamp of every row the cycle read: a delete
+	// older than that was undone by an undelete.
+	live map[string]time.Time
 }
 
 // keyField is the keyset's time field.
@@ -115,6 +118,7 @@ func (p *Poller) captureAll(ctx context.Context, rows []salesforce.Record, prev 
 		st.Read++
 		rp := pos[i]
 		last = rp
+		p.all.live[rp.id] = rp.t
 		vals := copiedValues(r, p.cfg.Fields)
 		hash, err := event.ValuesHash(vals)
 		if err != nil {
@@ -239,6 +243,10 @@ func (p *Poller) pollDeletes(ctx context.Context, prev store.Checkpoint, st *Sta
 			continue
 		}
 		st.Read++
+		if t, ok := p.all.live[d.ID]; ok && t.After(d.DeletedDate) {
+			st.Skipped++ // undeleted since: this cycle read it live
+			continue
+		}
 		if at, ok := p.all.deleted[d.ID]; ok && at.Equal(d.DeletedDate) {
 			st.Skipped++ // published by this process, listed again by the overlap
 			continue

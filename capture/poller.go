@@ -374,6 +374,7 @@ func (p *Poller) cycle(ctx context.Context, st *Stats) error {
 	}
 	capture := p.capture
 	if p.cfg.Changes == ChangesAll {
+		p.all.live = map[string]time.Time{}
 		capture = func(ctx context.Context, rows []salesforce.Record, st *Stats) (position, error) {
 			return p.captureAll(ctx, rows, cp, st)
 		}
