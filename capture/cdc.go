@@ -89,6 +89,9 @@ type CDCConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Publishers is how many publishes wait for their ack at once (default 32).
 	Publishers int
+	// Now is the clock of the Get Deleted calls of catch-ups (default
+	// time.Now).
+	Now        func() time.Time
 	Metrics    *Metrics
 	CDCMetrics *CDCMetrics
 	Logger     *slog.Logger // nil discards
@@ -129,6 +132,9 @@ func (c *CDCConfig) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.SkipField != "" && !event.ValidFieldName(c.SkipField) {
 		return fmt.Errorf("capture: skip field %q is not a field name", clip(c.SkipField))
 	}
@@ -168,6 +174,7 @@ type CDC struct {
 	skipWhere  string
 	skipField  string            // the source's spelling, "" when absent
 	hasStamp   bool              // the source's Account has SystemModstamp
+	delFollow  deleteFollowUp    // used by the session goroutine only
 	types      map[string]string // field name (lower case) → describe type
 
 	mu        sync.Mutex
@@ -424,6 +431,9 @@ func presetName(p pubsub.Preset) string { return strings.ToLower(p.String()) }
 // for (after what came before them is published), and then moves the
 // checkpoint past it.
 func (c *CDC) handle(ctx context.Context, st releaser, b *pubsub.Batch) error {
+	if err := c.followUpDeletes(ctx); err != nil {
+		return err
+	}
 	if len(b.Events) == 0 {
 		// A keepalive: with events still requested, everything up to the
 		// latest replay ID was delivered (and, since batches are handled
@@ -870,6 +880,9 @@ func (c *CDC) init(ctx context.Context) error {
 	name := CDCCheckpointName(org, c.cfg.Topic)
 	cp, err := c.cfg.Store.Checkpoint(name)
 	if err != nil {
+		return fmt.Errorf("capture: read checkpoint: %w", err)
+	}
+	if err := c.loadFollowUp(org); err != nil {
 		return fmt.Errorf("capture: read checkpoint: %w", err)
 	}
 	d, err := c.cfg.Client.Describe(ctx, "Account")

@@ -12,6 +12,7 @@ import (
 	"orgsync/event"
 	"orgsync/salesforce"
 	"orgsync/salesforce/pubsub"
+	"orgsync/store"
 )
 
 // changeKeyOf is the change key of a change event's changes:
@@ -202,15 +203,14 @@ func (c *CDC) catchUpChanges(ctx context.Context, h pubsub.Header) error {
 // delete log starts after from. A delete older than the record's live state
 // the catch-up's query just read (live: SystemModstamp by ID) was undone by
 // an undelete and is left out.
+//
+// Get Deleted covers whole minutes only: what the answer does not cover yet
+// (up to now) is left to a follow-up (followUpDeletes), saved in the store.
 func (c *CDC) catchUpDeletes(ctx context.Context, cause string, from time.Time, live map[string]time.Time) (int, error) {
-	now := time.Now().UTC()
-	start := from.UTC()
-	if m := now.Truncate(time.Minute).Add(-time.Minute); start.After(m) {
-		start = m // Get Deleted needs a window of a minute at least
-	}
-	res, err := c.cfg.Client.GetDeleted(ctx, "Account", start, now)
+	now := c.cfg.Now().UTC()
+	res, err := c.getDeleted(ctx, from, now)
 	if err != nil {
-		return 0, fmt.Errorf("get deleted: %w", err)
+		return 0, err
 	}
 	if !res.EarliestDateAvailable.IsZero() && from.Before(res.EarliestDateAvailable) {
 		c.log.Error(fmt.Sprintf("DELETES MAY HAVE BEEN MISSED: the %s catch-up starts at %s, before the source's delete log, which starts at %s (earliestDateAvailable); records deleted in between are not captured: run `worker reconcile` to find them in the target",
@@ -231,7 +231,131 @@ func (c *CDC) catchUpDeletes(ctx context.Context, cause string, from time.Time, 
 		}
 		out = append(out, o)
 	}
-	return len(out), c.publishCounted(ctx, out)
+	if err := c.publishCounted(ctx, out); err != nil {
+		return 0, err
+	}
+	if res.LatestDateCovered.Before(now) {
+		f := c.delFollow
+		if f.from.IsZero() || res.LatestDateCovered.Before(f.from) {
+			f.from = res.LatestDateCovered
+		}
+		if now.After(f.until) {
+			f.until = now
+		}
+		if err := c.setFollowUp(f); err != nil {
+			return 0, err
+		}
+	}
+	return len(out), nil
+}
+
+// getDeleted asks Get Deleted for (from, now], at least a minute.
+func (c *CDC) getDeleted(ctx context.Context, from, now time.Time) (salesforce.DeletedResult, error) {
+	start := from.UTC()
+	if m := now.Truncate(time.Minute).Add(-time.Minute); start.After(m) {
+		start = m // Get Deleted needs a window of a minute at least
+	}
+	res, err := c.cfg.Client.GetDeleted(ctx, "Account", start, now)
+	if err != nil {
+		return res, fmt.Errorf("get deleted: %w", err)
+	}
+	return res, nil
+}
+
+// deleteFollowUp is the part of a catch-up's delete window that Get Deleted
+// had not covered yet (the minute that was still running): from the
+// answer's latestDateCovered until the catch-up's time.
+type deleteFollowUp struct{ from, until time.Time }
+
+// CDCDeletesCheckpointName is the store key of a pending delete follow-up
+// of a source org and topic.
+func CDCDeletesCheckpointName(sourceOrg, topic string) string {
+	return "cdc-deleted:" + sourceOrg + ":" + topic
+}
+
+func (c *CDC) setFollowUp(f deleteFollowUp) error {
+	cp := store.Checkpoint{}
+	if !f.until.IsZero() {
+		cp = store.Checkpoint{Time: f.from, ID: f.until.UTC().Format(time.RFC3339Nano)}
+	}
+	if err := c.cfg.Store.SetCheckpoint(CDCDeletesCheckpointName(c.sourceOrg, c.cfg.Topic), cp); err != nil {
+		return fmt.Errorf("capture: save delete follow-up: %w", err)
+	}
+	c.delFollow = f
+	return nil
+}
+
+// loadFollowUp reads a pending delete follow-up from the store.
+func (c *CDC) loadFollowUp(org string) error {
+	cp, err := c.cfg.Store.Checkpoint(CDCDeletesCheckpointName(org, c.cfg.Topic))
+	if err != nil || cp.ID == "" {
+		return err
+	}
+	until, err := time.Parse(time.RFC3339Nano, cp.ID)
+	if err != nil {
+		return fmt.Errorf("capture: delete follow-up: %w", err)
+	}
+	c.delFollow = deleteFollowUp{from: cp.Time, until: until}
+	return nil
+}
+
+// followUpDeletes runs a pending delete follow-up once Get Deleted can
+// cover it (the minute of its end is over): the deletes it lists are
+// published, except those of records live again with a newer
+// SystemModstamp (undeleted since, their undelete already published).
+func (c *CDC) followUpDeletes(ctx context.Context) error {
+	f := c.delFollow
+	now := c.cfg.Now().UTC()
+	if f.until.IsZero() || now.Before(f.until.Truncate(time.Minute).Add(time.Minute)) {
+		return nil
+	}
+	res, err := c.getDeleted(ctx, f.from.Add(-c.cfg.Overlap), now)
+	if err != nil {
+		return fmt.Errorf("capture: delete follow-up: %w", err)
+	}
+	var ids []string
+	for _, d := range res.Records {
+		if strings.HasPrefix(d.ID, salesforce.PrefixAccount) {
+			ids = append(ids, d.ID)
+		}
+	}
+	live := map[string]time.Time{}
+	for chunk := range slices.Chunk(ids, MaxRecords) {
+		q := "SELECT Id, SystemModstamp FROM Account WHERE Id IN ('" + strings.Join(chunk, "','") + "')"
+		for r, err := range c.cfg.Client.Query(ctx, q) {
+			if err != nil {
+				return fmt.Errorf("capture: delete follow-up: %w", err)
+			}
+			rp, err := rowPosition(r, "SystemModstamp")
+			if err != nil {
+				return fmt.Errorf("capture: delete follow-up: %w", err)
+			}
+			live[rp.id] = rp.t
+		}
+	}
+	var out []outgoing
+	for _, d := range res.Records {
+		if t, ok := live[d.ID]; (ok && t.After(d.DeletedDate)) || !strings.HasPrefix(d.ID, salesforce.PrefixAccount) {
+			continue
+		}
+		o, err := changeOutgoing(event.TypeAccountDeleted, c.sourceOrg, d.ID, d.DeletedDate, event.TimeKey(d.DeletedDate), nil, c.cfg.Fields)
+		if err != nil {
+			return fmt.Errorf("capture: delete follow-up: deleted record %s: %v", d.ID, err)
+		}
+		out = append(out, o)
+	}
+	if err := c.publishCounted(ctx, out); err != nil {
+		return fmt.Errorf("capture: delete follow-up: %w", err)
+	}
+	next := deleteFollowUp{}
+	if res.LatestDateCovered.Before(f.until) {
+		next = deleteFollowUp{from: res.LatestDateCovered, until: f.until}
+	}
+	if err := c.setFollowUp(next); err != nil {
+		return err
+	}
+	c.log.Info("cdc delete follow-up done", "from", f.from, "until", f.until, "deletes", len(out))
+	return nil
 }
 
 // publishCounted publishes evs in order per record and counts them.
