@@ -32,8 +32,9 @@ func kinds(evs []event.Event) string {
 }
 
 // An update touching only fields outside -fields publishes nothing and is
-// counted as skipped; one touching copied fields publishes those, with
-// the change event's transactionKey and sequenceNumber as change key.
+// counted as skipped, as is orgsync's own update (changeOrigin
+// client=orgsync); one touching copied fields publishes those, with the
+// change event's transactionKey and sequenceNumber as change key.
 func TestCDCUpdatesOutsideFieldsPublishNothing(t *testing.T) {
 	e := newCDCEnv(t, eventbus.Config{})
 	r := e.start(e.dbPath(), nil)
@@ -43,16 +44,20 @@ func TestCDCUpdatesOutsideFieldsPublishNothing(t *testing.T) {
 	if err := c.Update(t.Context(), "Account", id, salesforce.Record{"Site": "HQ", "Rating": "Hot"}); err != nil {
 		t.Fatal(err)
 	}
+	// orgsync's own write (Sforce-Call-Options: client=orgsync) is skipped.
+	if err := e.client().Update(t.Context(), "Account", id, salesforce.Record{"Name": "from the other org"}); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Update(t.Context(), "Account", id, salesforce.Record{"Site": "Branch", "BillingCity": "Lyon", "Industry": nil}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "3 events handled", func() bool {
+	eventually(t, "4 events handled", func() bool {
 		tot := r.cdc.Totals()
-		return tot.Events[pubsub.ChangeUpdate] == 2 && tot.Published == 2
+		return tot.Events[pubsub.ChangeUpdate] == 3 && tot.Published == 2
 	})
 	r.stop()
-	if sk := r.cdc.Totals().Skipped; sk != 1 {
-		t.Errorf("skipped %d, want 1 (the update of fields not copied)", sk)
+	if tot := r.cdc.Totals(); tot.Skipped != 2 || tot.OwnChanges != 1 {
+		t.Errorf("skipped %d, own changes %d; want 2 (fields not copied, orgsync's own) and 1", tot.Skipped, tot.OwnChanges)
 	}
 	evs := e.changesOf()[id]
 	if kinds(evs) != "created,updated" {
