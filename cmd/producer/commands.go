@@ -18,10 +18,10 @@ import (
 )
 
 const usage = `usage:
-  producer poll     [-once] [flags]     capture new Accounts by SOQL polling of the source org
+  producer poll     [-once] [flags]     capture new (-changes all: changed, deleted) Accounts by SOQL polling
   producer serve    [flags]             POST /v1/accounts endpoint for a bulk-safe Apex trigger
   producer publish  [-file F] [flags]   publish NDJSON Account records (stdin by default)
-  producer cdc      [flags]             capture new Accounts from Change Data Capture (Pub/Sub API)
+  producer cdc      [flags]             capture Account changes from Change Data Capture (Pub/Sub API)
 Run "producer COMMAND -h" for a command's flags.
 `
 
