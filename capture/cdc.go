@@ -752,26 +752,37 @@ func (c *CDC) catchUpQuery(ctx context.Context, cause string, from time.Time) (n
 	}
 	live := map[string]time.Time{}
 	q := "SELECT " + c.selectList + " FROM Account WHERE SystemModstamp >= " + soqlTime(from) + " ORDER BY SystemModstamp, Id"
-	n, err = c.publishQuery(ctx, q, func(r salesforce.Record) (outgoing, bool, error) {
+	n, err = c.publishQuery(ctx, q, func(r salesforce.Record) ([]outgoing, error) {
 		rp, err := rowPosition(r, "SystemModstamp")
 		if err != nil {
-			return outgoing{}, false, err
+			return nil, err
 		}
 		live[rp.id] = rp.t
 		created, err := event.ParseTime(str(r["CreatedDate"]))
 		if err != nil {
-			return outgoing{}, false, fmt.Errorf("record %s: CreatedDate: %w", rp.id, err)
+			return nil, fmt.Errorf("record %s: CreatedDate: %w", rp.id, err)
 		}
+		var out []outgoing
 		if !created.Before(from) {
-			return prepare(c.sourceOrg, r, c.cfg.Fields, c.skipField)
+			o, skip, err := prepare(c.sourceOrg, r, c.cfg.Fields, c.skipField)
+			if err != nil || skip {
+				return nil, err
+			}
+			out = append(out, o)
+			if created.Equal(rp.t) {
+				return out, nil
+			}
+			// Changed since its creation: the create may already be in
+			// the stream (its dedup key would drop this one), so the
+			// update follows it.
 		}
 		vals := copiedValues(r, c.cfg.Fields)
 		hash, err := event.ValuesHash(vals)
 		if err != nil {
-			return outgoing{}, false, err
+			return nil, err
 		}
 		o, err := changeOutgoing(event.TypeAccountUpdated, c.sourceOrg, rp.id, rp.t, event.TimeKey(rp.t)+":"+hash, vals, c.cfg.Fields)
-		return o, false, err
+		return append(out, o), err
 	})
 	if err != nil {
 		return n, 0, err
@@ -808,17 +819,20 @@ func (c *CDC) catchUpIDs(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// publishQuery publishes the event build makes of every row of a query
-// (nil: its created event), 200 at a time, and returns how many it
-// published.
-func (c *CDC) publishQuery(ctx context.Context, q string, build func(salesforce.Record) (outgoing, bool, error)) (int, error) {
+// publishQuery publishes the events build makes of every row of a query
+// (nil: its created event), about 200 at a time, a record's in order, and
+// returns how many it published.
+func (c *CDC) publishQuery(ctx context.Context, q string, build func(salesforce.Record) ([]outgoing, error)) (int, error) {
 	if build == nil {
-		build = func(r salesforce.Record) (outgoing, bool, error) { return prepare(c.sourceOrg, r, c.cfg.Fields, "") }
+		build = func(r salesforce.Record) ([]outgoing, error) {
+			o, _, err := prepare(c.sourceOrg, r, c.cfg.Fields, "")
+			return []outgoing{o}, err
+		}
 	}
 	var batch []outgoing
 	total := 0
 	flush := func() error {
-		ps, err := publishAll(ctx, c.cfg.Queue, batch, c.cfg.Publishers)
+		ps, err := publishOrdered(ctx, c.cfg.Queue, batch, c.cfg.Publishers)
 		c.cfg.Metrics.stats(PathCDC, ps)
 		ps.Read = len(batch)
 		c.count(func(t *CDCStats) { t.Stats.add(ps) })
@@ -833,15 +847,12 @@ func (c *CDC) publishQuery(ctx context.Context, q string, build func(salesforce.
 		if err != nil {
 			return total, err
 		}
-		o, skip, err := build(r)
+		evs, err := build(r)
 		if err != nil {
 			return total, fmt.Errorf("record: %v", err)
 		}
-		if skip {
-			continue
-		}
-		batch = append(batch, o)
-		if len(batch) == MaxRecords {
+		batch = append(batch, evs...)
+		if len(batch) >= MaxRecords {
 			if err := flush(); err != nil {
 				return total, err
 			}

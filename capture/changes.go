@@ -46,8 +46,9 @@ type allState struct {
 	// trusted: the hashes cover everything this process published, which
 	// holds once a cycle completed. Until then (a start, or after a failed
 	// cycle) a publish may have been acknowledged without its hash being
-	// saved, so a row changed since its creation is published as an
-	// update rather than a create whose dedup key would drop it.
+	// saved, so a row taken for a create that changed since its creation
+	// is followed by an update: the create's dedup key may drop it as a
+	// repeat of the one already published.
 	trusted   bool
 	lastPrune time.Time
 	// deleted holds the deletes this process published, by record, while
@@ -142,19 +143,23 @@ func (p *Poller) captureAll(ctx context.Context, rows []salesforce.Record, prev 
 		if err != nil {
 			return last, fmt.Errorf("capture: record %s: CreatedDate: %w", rp.id, err)
 		}
-		isCreate := !had && !created.Before(prev.Time) && (p.all.trusted || prev.IsZero() || created.Equal(rp.t))
-		var o outgoing
+		isCreate := !had && !created.Before(prev.Time)
 		if isCreate {
-			o, _, err = prepare(p.sourceOrg, r, p.cfg.Fields, "")
-		} else {
-			o, err = changeOutgoing(event.TypeAccountUpdated, p.sourceOrg, rp.id, rp.t, event.TimeKey(rp.t)+":"+hash, vals, p.cfg.Fields)
+			o, _, err := prepare(p.sourceOrg, r, p.cfg.Fields, "")
+			if err != nil {
+				return last, fmt.Errorf("capture: record %s: %v", rp.id, err)
+			}
+			out = append(out, o)
 		}
-		if err != nil {
-			return last, fmt.Errorf("capture: record %s: %v", rp.id, err)
+		if !isCreate || (!p.all.trusted && !prev.IsZero() && !created.Equal(rp.t)) {
+			o, err := changeOutgoing(event.TypeAccountUpdated, p.sourceOrg, rp.id, rp.t, event.TimeKey(rp.t)+":"+hash, vals, p.cfg.Fields)
+			if err != nil {
+				return last, fmt.Errorf("capture: record %s: %v", rp.id, err)
+			}
+			out = append(out, o)
 		}
-		out = append(out, o)
 	}
-	ps, err := publishAll(ctx, p.cfg.Queue, out, p.cfg.Publishers)
+	ps, err := publishOrdered(ctx, p.cfg.Queue, out, p.cfg.Publishers)
 	st.Published += ps.Published
 	st.Duplicates += ps.Duplicates
 	p.cfg.Metrics.stats(PathPoll, ps)
@@ -237,7 +242,6 @@ func (p *Poller) pollDeletes(ctx context.Context, prev store.Checkpoint, st *Sta
 			"from", from, "earliest_date_available", res.EarliestDateAvailable)
 	}
 	out := make([]outgoing, 0, len(res.Records))
-	ids := make([]string, 0, len(res.Records))
 	for _, d := range res.Records {
 		if !strings.HasPrefix(d.ID, salesforce.PrefixAccount) {
 			continue
@@ -256,7 +260,6 @@ func (p *Poller) pollDeletes(ctx context.Context, prev store.Checkpoint, st *Sta
 			return fmt.Errorf("capture: deleted record %s: %v", d.ID, err)
 		}
 		out = append(out, o)
-		ids = append(ids, d.ID)
 	}
 	ps, err := publishAll(ctx, p.cfg.Queue, out, p.cfg.Publishers)
 	st.Published += ps.Published
@@ -266,7 +269,14 @@ func (p *Poller) pollDeletes(ctx context.Context, prev store.Checkpoint, st *Sta
 		p.cfg.Metrics.publishError(PathPoll)
 		return err
 	}
-	if err := p.cfg.Store.UpdateRecordHashes(p.all.hashSet, nil, ids); err != nil {
+	// A deleted record keeps a tombstone (hash 0) instead of its hash, so
+	// that its undelete is an update (never a create, whose dedup key may
+	// drop it) even when its values are the same.
+	tombs := make(map[string]store.RecordHash, len(out))
+	for _, o := range out {
+		tombs[o.ev.SourceID] = store.RecordHash{Stamp: o.ev.ChangedAt, Hash: 0}
+	}
+	if err := p.cfg.Store.UpdateRecordHashes(p.all.hashSet, tombs, nil); err != nil {
 		return fmt.Errorf("capture: %w", err)
 	}
 	for _, o := range out {

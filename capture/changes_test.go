@@ -313,3 +313,67 @@ func TestPollerConfig_Changes(t *testing.T) {
 		})
 	}
 }
+
+// A poller that lost a record's hash (a crash between JetStream's ack and
+// saving it) takes the record, created after its checkpoint, for a create
+// again: as the record changed since its creation, an update follows the
+// create, whose dedup key JetStream drops as a repeat.
+func TestPollerAll_LostHashPublishesTheUpdate(t *testing.T) {
+	clk := newClock()
+	e := newEnv(t, fakeorg.Config{Now: clk.Now})
+	id := e.insert("r", 1, func(int) time.Time { return time.Time{} }, nil)[0]
+	p, _ := e.allPoller(e.dbPath(), func(c *capture.PollerConfig) { c.Now = clk.Now })
+	once(t, p)
+	clk.Advance(time.Second)
+	if err := e.client().Update(t.Context(), "Account", id, salesforce.Record{"Phone": "555-0123"}); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t, e.dbPath())
+	t.Cleanup(func() { st.Close() })
+	if err := st.SetCheckpoint(capture.CheckpointName(e.org.OrgID()), p.Checkpoint()); err != nil {
+		t.Fatal(err)
+	}
+	fields, _ := event.ParseFields("Name,Phone,Industry")
+	restarted, err := capture.NewPoller(capture.PollerConfig{Client: e.client(), Queue: e.q, Store: st, RateLimit: -1,
+		Changes: capture.ChangesAll, Fields: fields, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := once(t, restarted); got.Published != 1 || got.Duplicates != 1 {
+		t.Errorf("restarted cycle: %+v, want the create as a duplicate and the update published", got)
+	}
+	if got := kinds(e.changesOf()[id]); got != "created,updated" {
+		t.Errorf("%s: %s, want created,updated", id, got)
+	}
+}
+
+// An undelete is seen as an update, even when the record's values are what
+// they were before the delete.
+func TestPollerAll_UndeleteIsAnUpdate(t *testing.T) {
+	clk := newClock()
+	e := newEnv(t, fakeorg.Config{Now: clk.Now})
+	id := e.insert("u", 1, func(int) time.Time { return clk.Now().Add(-10 * time.Minute) }, nil)[0]
+	p, _ := e.allPoller(e.dbPath(), func(c *capture.PollerConfig) { c.Now = clk.Now })
+	once(t, p)
+	clk.Advance(time.Second)
+	if err := e.client().Delete(t.Context(), "Account", id); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	once(t, p)
+	clk.Advance(time.Second)
+	if res := e.org.Undelete([]string{id}, ""); !res[0].Success {
+		t.Fatalf("undelete: %+v", res)
+	}
+	clk.Advance(time.Minute)
+	if got := once(t, p); got.Published != 1 {
+		t.Errorf("cycle after the undelete: %+v, want 1 published", got)
+	}
+	evs := e.changesOf()[id]
+	if kinds(evs) != "created,deleted,updated" {
+		t.Fatalf("%s: %s, want created,deleted,updated", id, kinds(evs))
+	}
+	if up := evs[2]; up.Fields["Name"] != "u-00000" {
+		t.Errorf("undelete's update fields %v, want the whole state", up.Fields)
+	}
+}
