@@ -94,9 +94,11 @@ func (p *Poller) initAll(_ context.Context, org string, d *salesforce.Describe) 
 // captureAll publishes the rows of one SystemModstamp keyset query: a row
 // is a create when its CreatedDate is at or after prev (the checkpoint the
 // cycle started from) and the record was never published, an update
-// carrying the whole copied state otherwise; rows whose copied values did
-// not change, and rows last modified by SkipUser, are skipped. Once all are
-// acknowledged it saves their hashes and advances the checkpoint.
+// carrying the whole copied state otherwise (and after such a create when
+// the hashes are not trusted yet, see allState); rows whose copied values
+// did not change, and rows last modified by SkipUser, are skipped. Once
+// all are acknowledged it saves their hashes and advances the checkpoint.
+// A record's events are published in order.
 func (p *Poller) captureAll(ctx context.Context, rows []salesforce.Record, prev store.Checkpoint, st *Stats) (position, error) {
 	var last position
 	ids := make([]string, 0, len(rows))
@@ -269,9 +271,10 @@ func (p *Poller) pollDeletes(ctx context.Context, prev store.Checkpoint, st *Sta
 		p.cfg.Metrics.publishError(PathPoll)
 		return err
 	}
-	// A deleted record keeps a tombstone (hash 0) instead of its hash, so
-	// that its undelete is an update (never a create, whose dedup key may
-	// drop it) even when its values are the same.
+	// A deleted record keeps a tombstone (hash 0; a real hash is 0 once in
+	// 2^64) instead of its hash, so that its undelete is an update (never a
+	// create, whose dedup key may drop it) even when its values are the
+	// same.
 	tombs := make(map[string]store.RecordHash, len(out))
 	for _, o := range out {
 		tombs[o.ev.SourceID] = store.RecordHash{Stamp: o.ev.ChangedAt, Hash: 0}
