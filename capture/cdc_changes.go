@@ -209,6 +209,11 @@ func (c *CDC) catchUpChanges(ctx context.Context, h pubsub.Header) error {
 func (c *CDC) catchUpDeletes(ctx context.Context, cause string, from time.Time, live map[string]time.Time) (int, error) {
 	now := c.cfg.Now().UTC()
 	res, err := c.getDeleted(ctx, from, now)
+	if deletesRefused(err) {
+		c.log.Error(fmt.Sprintf("DELETES MAY HAVE BEEN MISSED: the %s catch-up could not list the records deleted since %s (%v); they are not captured: run `worker reconcile` to find them in the target",
+			cause, from.Format(time.RFC3339), err), "from", from, "err", err)
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -310,6 +315,11 @@ func (c *CDC) followUpDeletes(ctx context.Context) error {
 		return nil
 	}
 	res, err := c.getDeleted(ctx, f.from.Add(-c.cfg.Overlap), now)
+	if deletesRefused(err) {
+		c.log.Error(fmt.Sprintf("DELETES MAY HAVE BEEN MISSED: the source could not list the records deleted between %s and %s (%v); they are not captured: run `worker reconcile` to find them in the target",
+			f.from.Format(time.RFC3339), f.until.Format(time.RFC3339), err), "err", err)
+		return c.setFollowUp(deleteFollowUp{})
+	}
 	if err != nil {
 		return fmt.Errorf("capture: delete follow-up: %w", err)
 	}

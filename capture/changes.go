@@ -233,6 +233,17 @@ func (p *Poller) pollDeletes(ctx context.Context, prev store.Checkpoint, st *Sta
 	}
 	res, err := p.cfg.Client.GetDeleted(ctx, "Account", start, now)
 	st.APICalls++
+	if deletesRefused(err) {
+		// Asking again would fail the same way: say so and move on.
+		p.log.Error(fmt.Sprintf("DELETES MAY HAVE BEEN MISSED: the source refused to list the records deleted since %s (%v); they are not captured: run `worker reconcile` to find them in the target",
+			from.Format(time.RFC3339), err), "from", from, "err", err)
+		covered := now.Truncate(time.Minute)
+		if err := p.cfg.Store.SetCheckpoint(p.all.delName, store.Checkpoint{Time: covered}); err != nil {
+			return fmt.Errorf("capture: save checkpoint: %w", err)
+		}
+		p.all.delTo = covered
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("capture: get deleted: %w", err)
 	}
@@ -297,6 +308,14 @@ func (p *Poller) pollDeletes(ctx context.Context, prev store.Checkpoint, st *Sta
 		p.all.delTo = res.LatestDateCovered
 	}
 	return nil
+}
+
+// deletesRefused reports whether a Get Deleted call failed in a way no retry
+// cures (the resource is missing, the window is refused, more than 600,000
+// records: EXCEEDED_ID_LIMIT).
+func deletesRefused(err error) bool {
+	var ae *salesforce.APIError
+	return errors.As(err, &ae) && salesforce.Classify(err) == salesforce.Permanent
 }
 
 // changeOutgoing builds and encodes an updated, deleted or undeleted event.

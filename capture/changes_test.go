@@ -377,3 +377,40 @@ func TestPollerAll_UndeleteIsAnUpdate(t *testing.T) {
 		t.Errorf("undelete's update fields %v, want the whole state", up.Fields)
 	}
 }
+
+// A Get Deleted call the source refuses for good (here the resource does
+// not exist in API version 28.0) is logged at ERROR, saying to reconcile;
+// the cycle goes on and its creates and updates are captured.
+func TestPollerAll_DeletesRefused(t *testing.T) {
+	clk := newClock()
+	e := newEnv(t, fakeorg.Config{Now: clk.Now})
+	id := e.insert("old", 1, func(int) time.Time { return clk.Now().Add(-10 * time.Minute) }, nil)[0]
+	auth, err := salesforce.NewAuth(t.Context(), salesforce.AuthConfig{URL: e.srv.URL,
+		ClientID: fakeorg.DefaultClientID, ClientSecret: fakeorg.DefaultClientSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v28, err := salesforce.NewClient(salesforce.Config{Auth: auth, APIVersion: "28.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	p, _ := e.allPoller(e.dbPath(), func(c *capture.PollerConfig) { c.Client, c.Now, c.Logger = v28, clk.Now, log })
+	once(t, p)
+	clk.Advance(time.Second)
+	if err := e.client().Update(t.Context(), "Account", id, salesforce.Record{"Phone": "555-0111"}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	if got := once(t, p); got.Published != 1 {
+		t.Errorf("cycle: %+v, want the update published", got)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "DELETES MAY HAVE BEEN MISSED: the source refused") ||
+		!strings.Contains(logs.String(), "run `worker reconcile`") {
+		t.Errorf("log:\n%s\nwant an ERROR saying deletes may have been missed and to run worker reconcile", logs.String())
+	}
+	if err := p.Ready(); err != nil {
+		t.Errorf("Ready: %v", err)
+	}
+}

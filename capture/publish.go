@@ -44,7 +44,7 @@ type Stats struct {
 	Read       int // records read (polled rows, request records, NDJSON lines with a record)
 	Published  int // records acknowledged by JetStream as new messages
 	Duplicates int // records acknowledged as duplicates of a message already in the window
-	Skipped    int // records not published: -skip-field set, or already published by this process
+	Skipped    int // records not published: -skip-field or -skip-user, already published by this process, or (-changes all, cdc) no copied field changed
 	Bad        int // records refused (invalid Id, not an object, …)
 	APICalls   int // source API calls (poll only)
 }
