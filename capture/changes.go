@@ -154,7 +154,14 @@ func (p *Poller) captureAll(ctx context.Context, rows []salesforce.Record, prev 
 			out = append(out, o)
 		}
 		if !isCreate || (!p.all.trusted && !prev.IsZero() && !created.Equal(rp.t)) {
-			o, err := changeOutgoing(event.TypeAccountUpdated, p.sourceOrg, rp.id, rp.t, event.TimeKey(rp.t)+":"+hash, vals, p.cfg.Fields)
+			// A live row of a record this poller published as deleted
+			// (its tombstone) was undeleted: an update would be dropped
+			// as stale behind the delete (docs/ordering.md, rule 5).
+			typ := event.TypeAccountUpdated
+			if had && old.Hash == 0 {
+				typ = event.TypeAccountUndeleted
+			}
+			o, err := changeOutgoing(typ, p.sourceOrg, rp.id, rp.t, event.TimeKey(rp.t)+":"+hash, vals, p.cfg.Fields)
 			if err != nil {
 				return last, fmt.Errorf("capture: record %s: %v", rp.id, err)
 			}

@@ -347,9 +347,11 @@ func TestPollerAll_LostHashPublishesTheUpdate(t *testing.T) {
 	}
 }
 
-// An undelete is seen as an update, even when the record's values are what
-// they were before the delete.
-func TestPollerAll_UndeleteIsAnUpdate(t *testing.T) {
+// A record this poller published as deleted and that shows up live again was
+// undeleted: it is published as account.undeleted (an update would be
+// dropped as stale behind the delete), even when its values are what they
+// were before the delete.
+func TestPollerAll_UndeleteAfterAPublishedDelete(t *testing.T) {
 	clk := newClock()
 	e := newEnv(t, fakeorg.Config{Now: clk.Now})
 	id := e.insert("u", 1, func(int) time.Time { return clk.Now().Add(-10 * time.Minute) }, nil)[0]
@@ -370,11 +372,11 @@ func TestPollerAll_UndeleteIsAnUpdate(t *testing.T) {
 		t.Errorf("cycle after the undelete: %+v, want 1 published", got)
 	}
 	evs := e.changesOf()[id]
-	if kinds(evs) != "created,deleted,updated" {
-		t.Fatalf("%s: %s, want created,deleted,updated", id, kinds(evs))
+	if kinds(evs) != "created,deleted,undeleted" {
+		t.Fatalf("%s: %s, want created,deleted,undeleted", id, kinds(evs))
 	}
 	if up := evs[2]; up.Fields["Name"] != "u-00000" {
-		t.Errorf("undelete's update fields %v, want the whole state", up.Fields)
+		t.Errorf("undelete's fields %v, want the whole state", up.Fields)
 	}
 }
 
