@@ -59,10 +59,8 @@ func (o *Org) undeleteOne(raw string, tx *txn) UndeleteResult {
 	}
 	old := a.f
 	f := maps.Clone(old)
-	now := o.nowUTC()
 	f["IsDeleted"] = false
-	f["LastModifiedDate"] = now
-	f["SystemModstamp"] = now
+	o.stampModified(f, o.nowUTC(), tx)
 	a.f, a.deleted = f, false
 	o.indexAdd(id, f)
 	o.noteChange(tx, ChangeUndelete, old, f)
