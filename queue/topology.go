@@ -200,4 +200,3 @@ func normLimit(n int64) int64 {
 	}
 	return n
 }
-
