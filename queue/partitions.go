@@ -758,13 +758,21 @@ func (p *Partitions) balanceLoop(ctx context.Context) {
 	}
 }
 
-// score is partition n's rendezvous weight for member m.
+// score is partition n's rendezvous weight for member m: FNV-64a of both,
+// through a finalizer (murmur3's fmix64), since FNV alone ranks IDs that
+// differ in one byte the same way for every partition.
 func score(m string, n int) uint64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(m))
 	_, _ = h.Write([]byte{0})
 	_, _ = h.Write([]byte(strconv.Itoa(n)))
-	return h.Sum64()
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
 }
 
 // owner is the member partition n is assigned to (highest score).
