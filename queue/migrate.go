@@ -91,7 +91,9 @@ func (q *Queue) forwardLegacy(ctx context.Context, drain bool, st *forwardStats)
 			}
 			return nil
 		}
-		msgs, err := fetchAll(c, 100, wait)
+		// One at a time: MaxAckPending 1 lets no second message out before
+		// the ack, and a larger request would wait out its max wait.
+		msgs, err := fetchAll(c, 1, wait)
 		if err != nil {
 			return err
 		}
