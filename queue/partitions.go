@@ -414,6 +414,7 @@ func (p *Partitions) Run(ctx context.Context) error {
 	var keep, work sync.WaitGroup
 	keep.Go(func() { p.renewLoop(keepCtx) })
 	keep.Go(func() { p.keepAliveLoop(keepCtx) })
+	keep.Go(func() { p.fenceLoop(keepCtx) })
 	work.Go(func() { p.balanceLoop(ctx) })
 	work.Go(func() { p.watchLoop(ctx) })
 	work.Go(func() { p.forwardLoop(ctx) })
@@ -484,6 +485,9 @@ func (p *Partitions) release(ctx context.Context, pt *part, why string) {
 	pt.buf = nil
 	delete(p.parts, pt.p)
 	rev := pt.rev
+	// Released before its first fetch: a dead holder's messages may still be
+	// pending, so the next holder must wait for them too.
+	clean := !time.Now().Before(pt.notBefore)
 	p.broadcastLocked()
 	p.mu.Unlock()
 
@@ -505,7 +509,9 @@ func (p *Partitions) release(ctx context.Context, pt *part, why string) {
 	}
 	m := nats.NewMsg("$KV." + PartitionBucket + "." + pt.key)
 	m.Header.Set(kvOperation, "DEL")
-	m.Header.Set(headerReleased, p.id)
+	if clean {
+		m.Header.Set(headerReleased, p.id)
+	}
 	if _, err := p.q.js.PublishMsg(kctx, m, jetstream.WithExpectLastSequencePerSubject(rev)); err != nil {
 		p.log.Warn("queue: could not delete a released lease; it expires", "partition", pt.p, logKeyErr, err)
 	} else {
@@ -619,15 +625,44 @@ func (p *Partitions) renewLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		p.putMember(ctx)
 		p.mu.Lock()
 		parts := make([]*part, 0, len(p.parts))
 		for _, pt := range p.parts {
 			parts = append(parts, pt)
 		}
 		p.mu.Unlock()
+		// In parallel: one slow write must not hold the others back.
+		var wg sync.WaitGroup
+		wg.Go(func() { p.putMember(ctx) })
 		for _, pt := range parts {
-			p.renew(ctx, pt)
+			wg.Go(func() { p.renew(ctx, pt) })
+		}
+		wg.Wait()
+	}
+}
+
+// fenceLoop drops every partition whose lease was not renewed for two
+// thirds of the TTL (rule 1), whatever the renewals are doing.
+func (p *Partitions) fenceLoop(ctx context.Context) {
+	t := time.NewTicker(max(p.ttl/12, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		p.mu.Lock()
+		var late []*part
+		for _, pt := range p.parts {
+			if now.Sub(pt.renewed) > 2*p.ttl/3 {
+				late = append(late, pt)
+			}
+		}
+		p.mu.Unlock()
+		for _, pt := range late {
+			p.lose(pt, "could not renew the lease for 2/3 of its TTL")
 		}
 	}
 }
@@ -834,7 +869,8 @@ func (p *Partitions) balance(ctx context.Context) {
 		case stop || ctx.Err() != nil:
 			return
 		case held && !mine && !releasing:
-			p.releases.Go(func() { p.release(ctx, pt, "assigned to another worker") })
+			// Not ctx: a shutdown meanwhile takes the release over.
+			p.releases.Go(func() { p.release(context.WithoutCancel(ctx), pt, "assigned to another worker") })
 		case !held && mine && !lostBusy:
 			p.acquire(ctx, n)
 		}

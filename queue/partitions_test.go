@@ -137,6 +137,7 @@ type worker struct {
 	cancel  context.CancelFunc
 	runDone chan error
 	engDone chan struct{}
+	log     *logBuffer
 	// hold, when set, is called with each lot before it is acked; the engine
 	// stops (without acking or Done) when it returns false.
 	lots int
@@ -156,7 +157,7 @@ func startWorker(t *testing.T, q *Queue, id string, tr *tracker, hold func(*Lot)
 		t.Fatalf("Partitions(%s): %v", id, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &worker{ps: ps, cancel: cancel, runDone: make(chan error, 1), engDone: make(chan struct{})}
+	w := &worker{ps: ps, cancel: cancel, runDone: make(chan error, 1), engDone: make(chan struct{}), log: buf}
 	go func() { w.runDone <- ps.Run(ctx) }()
 	go func() {
 		defer close(w.engDone)
@@ -740,4 +741,27 @@ func peerID(t *testing.T, id string, n int) string {
 	}
 	t.Fatal("no peer ID splits the partitions")
 	return ""
+}
+
+// Ensure that partition consumers deleted under a running worker (an
+// operator's reset) are created again and the worker goes on.
+func TestPartitions_ConsumerDeletedUnderWorker(t *testing.T) {
+	_, q := partitionedQueue(t, 2)
+	tr := newTracker()
+	w := startWorker(t, q, "w", tr, nil)
+	records := []string{recordID(1), recordID(2), recordID(3)}
+	publishEvents(t, q, records, 0, 2)
+	waitAcked(t, tr, 6, 20*time.Second)
+	if err := q.DeleteConsumer(t.Context()); err != nil {
+		t.Fatalf("DeleteConsumer: %v", err)
+	}
+	publishEvents(t, q, records, 2, 2)
+	waitAcked(t, tr, 12, 20*time.Second)
+	tr.check(t)
+	if h := w.ps.Held(); len(h) != 2 {
+		t.Errorf("holds %v after the reset", h)
+	}
+	if !strings.Contains(w.log.String(), "re-created the partition's deleted consumer") {
+		t.Errorf("the worker did not re-create the consumers:\n%s", w.log)
+	}
 }
