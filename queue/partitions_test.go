@@ -138,12 +138,11 @@ type worker struct {
 	runDone chan error
 	engDone chan struct{}
 	log     *logBuffer
-	// hold, when set, is called with each lot before it is acked; the engine
-	// stops (without acking or Done) when it returns false.
-	lots int
 }
 
-// startWorker starts Partitions.Run for id on q and an engine loop.
+// startWorker starts Partitions.Run for id on q and an engine loop that
+// acks every lot; hold, when set, sees each lot first, and the loop stops
+// (without acking or Done) when it returns false.
 func startWorker(t *testing.T, q *Queue, id string, tr *tracker, hold func(*Lot) bool) *worker {
 	t.Helper()
 	log, buf := newLogger()
