@@ -23,7 +23,8 @@ type Consumer struct {
 	log *slog.Logger
 }
 
-// Consumer returns the durable pull consumer "workers", creating it if it is
+// Consumer returns the legacy durable pull consumer "workers" (the layout
+// before partitions; Partitions replaces it), creating it if it is
 // missing: AckWait and MaxAckPending from Config, MaxDeliver -1 (unlimited;
 // the worker enforces -max-deliver), explicit acks, DeliverAll, filter
 // orgsync.account.>. An existing consumer is used as it is: it is never

@@ -1,9 +1,10 @@
 // Package queue is orgsync's JetStream layer: the streams ORGSYNC (a work
-// queue of account events) and ORGSYNC_DLQ (dead letters), the durable pull
-// consumer "workers" shared by every worker process, publish with
-// deduplication, batch fetch, the acknowledgement helpers, dead-letter
-// publish, streamed listing and replay of the DLQ, and pausing the whole
-// pool. The in-process JetStream server for tests and the demo is
+// queue of account events, partitioned by source record) and ORGSYNC_DLQ
+// (dead letters), one durable pull consumer per partition with leases that
+// say which worker fetches it (Partitions, docs/ordering.md), publish with
+// deduplication, the acknowledgement helpers, dead-letter publish, streamed
+// listing and replay of the DLQ, pausing the whole pool, and the migration
+// from the single consumer "workers" of older versions (Migrate). The in-process JetStream server for tests and the demo is
 // internal/natsembed (queue/queuetest wraps it for tests): production
 // binaries do not link the NATS server.
 //
@@ -26,8 +27,10 @@ import (
 const (
 	Stream    = "ORGSYNC"     // work-queue stream of account events
 	DLQStream = "ORGSYNC_DLQ" // dead letters, kept until replayed or purged
-	// ConsumerName is the durable pull consumer shared by the pool. (It
-	// cannot be called Consumer: that is the type Queue.Consumer returns.)
+	// ConsumerName is the single durable pull consumer of older versions,
+	// kept for Migrate and tests; the partition consumers are named
+	// ConsumerFor(p). (It cannot be called Consumer: that is the type
+	// Queue.Consumer returns.)
 	ConsumerName = "workers"
 )
 
