@@ -29,13 +29,13 @@ type Entry struct {
 	// ORGSYNC partitions it again; a legacy orgsync.account.created or
 	// orgsync.account.link gets its source ID appended.
 	ReplaySubject string `json:"-"`
-	// Change is the event's change ("created", "updated", "deleted",
-	// "undeleted", "link"): from the original subject, or the body's type.
-	Change string `json:"change"`
 	// OriginalSeq is its sequence in ORGSYNC (0 if unknown).
 	OriginalSeq uint64 `json:"-"`
 	// SourceID is the source record's ID (Orgsync-Source-Id).
 	SourceID string `json:"source_id"`
+	// Change is the event's change ("created", "updated", "deleted",
+	// "undeleted", "link"): from the original subject, or the body's type.
+	Change string `json:"change"`
 	// SourceOrg is the body's "source_org", or "unknown".
 	SourceOrg string `json:"-"`
 	// Code and Message describe the failure.
