@@ -281,6 +281,13 @@ func TestPartitions_CreatesConsumers(t *testing.T) {
 	if st.TTL() != DefaultLeaseTTL || st.History() != 1 {
 		t.Errorf("bucket TTL %v, history %d; want 15s, 1", st.TTL(), st.History())
 	}
+	// Backlog counts over the partition consumers.
+	for _, id := range []string{recordID(1), recordID(2)} {
+		mustPublish(t, q, AccountSubject("updated", id), id, []byte("{}"), nil)
+	}
+	if b, err := q.Backlog(t.Context()); err != nil || b.Pending != 2 || b.AckPending != 0 {
+		t.Errorf("Backlog = %+v, %v; want 2 pending", b, err)
+	}
 	// Pause and Resume act on every partition consumer.
 	if err := q.Pause(t.Context(), time.Now().Add(time.Hour)); err != nil {
 		t.Fatalf("Pause: %v", err)
