@@ -727,8 +727,12 @@ func (p *Partitions) keepAliveLoop(ctx context.Context) {
 	}
 }
 
-// watchLoop wakes the balancer on every change of the lease bucket.
+// watchLoop wakes the balancer when the assignment may have changed: a
+// worker joined or left, or a lease was released. (Renewals, which rewrite
+// every key each third of the TTL, do not wake it; expiries produce no
+// event at all, hence the balancer's ticker.)
 func (p *Partitions) watchLoop(ctx context.Context) {
+	known := map[string]bool{}
 	for ctx.Err() == nil {
 		w, err := p.kv.WatchAll(ctx, jetstream.MetaOnly())
 		if err != nil {
@@ -738,7 +742,18 @@ func (p *Partitions) watchLoop(ctx context.Context) {
 			continue
 		}
 		for e := range w.Updates() {
-			if e != nil {
+			if e == nil {
+				continue
+			}
+			deleted := e.Operation() != jetstream.KeyValuePut
+			switch {
+			case strings.HasPrefix(e.Key(), memberKeyPrefix) && deleted:
+				delete(known, e.Key())
+				p.poke()
+			case strings.HasPrefix(e.Key(), memberKeyPrefix) && !known[e.Key()]:
+				known[e.Key()] = true
+				p.poke()
+			case strings.HasPrefix(e.Key(), partitionKeyPrefix) && deleted:
 				p.poke()
 			}
 		}
