@@ -958,7 +958,7 @@ func (p *Partitions) acquire(ctx context.Context, n int) {
 	p.broadcastLocked()
 	p.mu.Unlock()
 	p.log.Info("queue: acquired partition", "partition", n, "ack_pending", info.NumAckPending,
-		"clean_release", clean, "first_fetch_in", time.Until(pt.notBefore).Round(time.Millisecond).String())
+		"clean_release", clean, "waits_ack_wait", !pt.notBefore.IsZero())
 	go p.pull(pt)
 }
 
@@ -1042,7 +1042,9 @@ func (p *Partitions) recreate(pt *part) {
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), p.ttl/3)
 	defer cancel()
-	cons, err := p.q.ensurePartitionConsumer(ctx, pt.p, p.n, time.Time{})
+	// While the pool is paused, the new consumer is paused as long.
+	_, until, _ := p.q.pausedUntil(ctx, "re-create consumer")
+	cons, err := p.q.ensurePartitionConsumer(ctx, pt.p, p.n, until)
 	if err != nil {
 		p.log.Warn("queue: the partition's consumer is gone and could not be re-created", "partition", pt.p, logKeyErr, err)
 		return

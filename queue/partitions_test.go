@@ -448,6 +448,10 @@ func TestPartitions_GracefulStopMidway(t *testing.T) {
 		}
 		return nil
 	})
+	// b took a's partitions without waiting: a handed everything back.
+	if l := b.log.String(); strings.Contains(l, "waits_ack_wait=true") || !strings.Contains(l, "clean_release=true") {
+		t.Errorf("b waited for a gracefully released partition:\n%s", l)
+	}
 	publishEvents(t, q, records, 10, 5)
 	waitAcked(t, tr, 20*15, 30*time.Second)
 	tr.check(t)
@@ -519,6 +523,16 @@ func TestPartitions_DeadWorkerTakeover(t *testing.T) {
 		}
 	}
 	tr.mu.Unlock()
+	// Rule 2: the partition of the dead lot was taken with a wait.
+	waited := false
+	for _, l := range strings.Split(b.log.String(), "\n") {
+		if strings.Contains(l, "acquired partition") && strings.Contains(l, fmt.Sprintf(" partition=%d ", heldLot.Partitions[0])) {
+			waited = strings.Contains(l, "clean_release=false waits_ack_wait=true")
+		}
+	}
+	if !waited {
+		t.Errorf("b took the dead worker's partition %d without waiting:\n%s", heldLot.Partitions[0], b.log)
+	}
 	if !heldLot.Fenced() {
 		t.Errorf("the dead worker's lot is not fenced")
 	}
@@ -769,5 +783,72 @@ func TestPartitions_ConsumerDeletedUnderWorker(t *testing.T) {
 	}
 	if !strings.Contains(w.log.String(), "re-created the partition's deleted consumer") {
 		t.Errorf("the worker did not re-create the consumers:\n%s", w.log)
+	}
+}
+
+// Ensure that Suspend waits for the lot in flight: the partition stays held
+// (being released) until the lot is Done, and nothing else of it is handed
+// out meanwhile.
+func TestPartitions_SuspendWaitsForLot(t *testing.T) {
+	_, q := partitionedQueue(t, 2)
+	ps, err := q.Partitions(t.Context(), PartitionsConfig{WorkerID: "solo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ps.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, 10*time.Second, func() error {
+		if h := ps.Held(); len(h) != 2 {
+			return fmt.Errorf("holds %v", h)
+		}
+		return nil
+	})
+	x := recordID(1)
+	px := PartitionOf(x, 2)
+	publishEvents(t, q, []string{x}, 0, 3)
+	bufferedIn(t, ps, px, 3)
+	lot, err := ps.Next(ctxTimeout(t, 5*time.Second), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suspended := make(chan error, 1)
+	go func() { suspended <- ps.Suspend(context.Background()) }()
+	// The other partition goes at once; px waits for the lot.
+	waitFor(t, 10*time.Second, func() error {
+		if h := ps.Held(); !slices.Equal(h, []int{px}) {
+			return fmt.Errorf("holds %v, want only %d", h, px)
+		}
+		return nil
+	})
+	select {
+	case err := <-suspended:
+		t.Fatalf("Suspend returned (%v) with a lot in flight", err)
+	default:
+	}
+	if err := lot.Deliveries[0].AckSync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	lot.Done()
+	select {
+	case err := <-suspended:
+		if err != nil {
+			t.Fatalf("Suspend: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Suspend did not return after the lot was Done")
+	}
+	if h := ps.Held(); len(h) != 0 {
+		t.Errorf("suspended worker holds %v", h)
+	}
+	// The two events it had buffered were handed back, not lost.
+	ps.Resume()
+	rest, err := ps.Next(ctxTimeout(t, 15*time.Second), 10, 0)
+	if err != nil || len(rest.Deliveries) != 2 {
+		t.Fatalf("after Resume Next = %v, %v; want the 2 handed back", rest, err)
+	}
+	if _, k := recordOf(rest.Deliveries[0]); k != 1 {
+		t.Errorf("after Resume the first event is %d, want 1", k)
 	}
 }
