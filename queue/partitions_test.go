@@ -852,3 +852,57 @@ func TestPartitions_SuspendWaitsForLot(t *testing.T) {
 		t.Errorf("after Resume the first event is %d, want 1", k)
 	}
 }
+
+// Ensure that a partition handed on before its holder's first fetch (still
+// waiting for a dead holder's messages) makes the next holder wait too, so
+// the dead holder's events still come first.
+func TestPartitions_HandOnDuringTakeoverWait(t *testing.T) {
+	ts, q := partitionedQueue(t, 1)
+	tr := newTracker()
+	nc, err := ts.e.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qa := mustNew(t, js, Config{Partitions: 1, AckWait: testAckWait, LeaseTTL: testLeaseTTL})
+	died := make(chan struct{})
+	a := startWorker(t, qa, "a", tr, func(*Lot) bool {
+		nc.Close() // dies holding the lot
+		close(died)
+		return false
+	})
+	waitFor(t, 10*time.Second, func() error {
+		if h := a.ps.Held(); len(h) != 1 {
+			return fmt.Errorf("a holds %v", h)
+		}
+		return nil
+	})
+	x := recordID(1)
+	publishEvents(t, q, []string{x}, 0, 4)
+	<-died
+	// b takes the partition over and waits AckWait before fetching.
+	b := startWorker(t, q, "b", tr, nil)
+	waitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(b.log.String(), "waits_ack_wait=true") {
+			return errors.New("b has not taken the partition over yet")
+		}
+		return nil
+	})
+	// c joins at once and is assigned the partition: b hands it on before
+	// its first fetch.
+	var cid string
+	for i := range 100 {
+		if cid = "c" + strconv.Itoa(i); owner([]string{"b", cid}, 0) == cid {
+			break
+		}
+	}
+	c := startWorker(t, q, cid, tr, nil)
+	waitAcked(t, tr, 4, 30*time.Second)
+	tr.check(t)
+	if l := c.log.String(); !strings.Contains(l, "clean_release=false waits_ack_wait=true") {
+		t.Errorf("c took the partition without waiting:\n%s\nb:\n%s", l, b.log)
+	}
+}
