@@ -158,22 +158,29 @@ func startWorker(t *testing.T, q *Queue, id string, tr *tracker, hold func(*Lot)
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &worker{ps: ps, cancel: cancel, runDone: make(chan error, 1), engDone: make(chan struct{}), log: buf}
 	go func() { w.runDone <- ps.Run(ctx) }()
+	// Three engine loops, as an engine with -concurrency 3 runs.
+	var engines sync.WaitGroup
+	for range 3 {
+		engines.Go(func() {
+			for {
+				lot, err := ps.Next(context.Background(), 20, 20*time.Millisecond)
+				if err != nil {
+					return // ErrStopped
+				}
+				tr.handOut(id, lot)
+				if hold != nil && !hold(lot) {
+					return
+				}
+				if err := tr.ack(t, lot); err != nil {
+					t.Logf("%s: ack: %v", id, err)
+				}
+				lot.Done()
+			}
+		})
+	}
 	go func() {
-		defer close(w.engDone)
-		for {
-			lot, err := ps.Next(context.Background(), 20, 20*time.Millisecond)
-			if err != nil {
-				return // ErrStopped
-			}
-			tr.handOut(id, lot)
-			if hold != nil && !hold(lot) {
-				return
-			}
-			if err := tr.ack(t, lot); err != nil {
-				t.Logf("%s: ack: %v", id, err)
-			}
-			lot.Done()
-		}
+		engines.Wait()
+		close(w.engDone)
 	}()
 	t.Cleanup(func() { w.stop(t) })
 	return w
@@ -488,11 +495,14 @@ func TestPartitions_DeadWorkerTakeover(t *testing.T) {
 	qa := mustNew(t, js, Config{Partitions: 4, AckWait: testAckWait, LeaseTTL: testLeaseTTL})
 	var heldLot *Lot
 	died := make(chan struct{})
+	var once sync.Once
 	a := startWorker(t, qa, "a", tr, func(l *Lot) bool {
-		heldLot = l
-		nc.Close() // dies holding the lot
-		close(died)
-		return false
+		once.Do(func() {
+			heldLot = l
+			nc.Close() // dies holding the lot
+			close(died)
+		})
+		return false // a dead worker acks nothing
 	})
 	waitFor(t, 10*time.Second, func() error {
 		if h := a.ps.Held(); len(h) != 4 {
@@ -869,10 +879,13 @@ func TestPartitions_HandOnDuringTakeoverWait(t *testing.T) {
 	}
 	qa := mustNew(t, js, Config{Partitions: 1, AckWait: testAckWait, LeaseTTL: testLeaseTTL})
 	died := make(chan struct{})
+	var once sync.Once
 	a := startWorker(t, qa, "a", tr, func(*Lot) bool {
-		nc.Close() // dies holding the lot
-		close(died)
-		return false
+		once.Do(func() {
+			nc.Close() // dies holding the lot
+			close(died)
+		})
+		return false // a dead worker acks nothing
 	})
 	waitFor(t, 10*time.Second, func() error {
 		if h := a.ps.Held(); len(h) != 1 {
