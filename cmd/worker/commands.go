@@ -29,6 +29,7 @@ const usage = `usage:
   worker mapping get     [-timeout 2s] [flags] SOURCE_ID
   worker mapping export  [-data-dir DIR] [-worker-id ID] [-format csv|json] [flags]
   worker reconcile       [-repair [-dry-run]] [-json] [flags]   compare source and target
+  worker migrate         [-partitions 16] [-dry-run] [flags]    move ORGSYNC to the partitioned layout
 Run "worker COMMAND -h" for a command's flags.
 `
 
@@ -48,6 +49,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, _ 
 		err = cmdRun(ctx, args[1:], getenv, stderr)
 	case cmd == "reconcile":
 		return cmdReconcile(ctx, args[1:], getenv, stdout, stderr)
+	case cmd == "migrate":
+		err = cmdMigrate(ctx, args[1:], getenv, stdout, stderr)
 	case cmd == "dlq" && sub == "list":
 		err = cmdDLQList(ctx, args[2:], getenv, stdout, stderr)
 	case cmd == "dlq" && sub == "replay":
@@ -62,7 +65,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, _ 
 	default:
 		return unknownCommand(stderr, cmd, sub)
 	}
-	if cmd != "run" {
+	if cmd != "run" && cmd != "migrate" {
 		name += " " + sub
 	}
 	return cli.Exit(err, stderr, "worker", name)
@@ -308,6 +311,40 @@ func cmdDLQReplay(ctx context.Context, args []string, getenv func(string) string
 	res, err := q.Replay(ctx, opt)
 	fmt.Fprintf(stdout, "replayed %d of %d matching dead letters\n", res.Replayed, res.Matched)
 	return err
+}
+
+func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("worker migrate", stderr)
+	nf := natsFlags(fs)
+	partitions := fs.Int("partitions", queue.DefaultPartitions, "partitions of ORGSYNC when it has none yet (an existing transform is kept)")
+	dryRun := fs.Bool("dry-run", false, "say what would be done, change nothing")
+	if err := cli.Parse(fs, args, getenv, "dry-run"); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("worker migrate takes no arguments, got %q", fs.Args())
+	}
+	if *partitions < 1 || *partitions > queue.MaxPartitions {
+		return cli.Usagef("-partitions %d: want 1 to %d", *partitions, queue.MaxPartitions)
+	}
+	ncfg, err := natsConfig(nf)
+	if err != nil {
+		return err
+	}
+	q, done, err := app.OpenQueueConfig(ctx, ncfg, "orgsync-worker-cli", queue.Config{Partitions: *partitions})
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := q.Migrate(ctx, queue.MigrateConfig{Partitions: *partitions, DryRun: *dryRun})
+	if err != nil {
+		if r.Moved > 0 {
+			fmt.Fprintln(stdout, r) // what was done before the failure
+		}
+		return err
+	}
+	fmt.Fprintln(stdout, r)
+	return nil
 }
 
 func cmdMappingGet(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
