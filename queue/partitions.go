@@ -252,14 +252,15 @@ func (p *Partitions) Held() []int {
 	return out
 }
 
-// Pending is the number of messages not yet delivered over the held
-// partitions' consumers, from the last fetched metadata.
+// Pending is the number of messages waiting for this worker over the held
+// partitions: those the consumers have not delivered yet (from the last
+// fetched metadata) and those buffered here, not yet in a lot.
 func (p *Partitions) Pending() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var n uint64
 	for _, pt := range p.parts {
-		n += pt.pending
+		n += pt.pending + uint64(len(pt.buf))
 	}
 	return n
 }
@@ -994,7 +995,7 @@ func (p *Partitions) pull(pt *part) {
 			}
 			continue
 		}
-		msgs, err := fetchAll(pt.cons, min(room, 1000), fetchWait)
+		msgs, err := p.fetchInto(pt, min(room, 1000), fetchWait)
 		if err != nil {
 			failures++
 			if errors.Is(err, ErrNoConsumer) {
@@ -1010,26 +1011,46 @@ func (p *Partitions) pull(pt *part) {
 			continue
 		}
 		failures = 0
-		now := time.Now()
 		p.mu.Lock()
-		if p.parts[pt.p] != pt || pt.fence.Load() {
-			p.mu.Unlock()
-			return // lost: the messages become redeliverable after AckWait
-		}
-		if len(msgs) == 0 {
+		lost := p.parts[pt.p] != pt || pt.fence.Load()
+		if msgs == 0 && !lost {
 			pt.pending = 0
 		}
-		for _, m := range msgs {
-			d := newDelivery(m, now)
-			d.Partition, d.fence = pt.p, pt.fence
+		p.mu.Unlock()
+		if lost {
+			return // lost: the messages become redeliverable after AckWait
+		}
+	}
+}
+
+// fetchInto pulls up to batch messages of pt, waiting at most wait, and
+// buffers each as it arrives, so that Next sees it at once rather than when
+// the request ends (at low load a lone event would otherwise wait for the
+// whole fetch wait). Once pt is lost, the rest of the request is left
+// unbuffered: those messages become redeliverable after AckWait. It returns
+// how many arrived; an error wraps ErrNoConsumer when the consumer is gone.
+func (p *Partitions) fetchInto(pt *part, batch int, wait time.Duration) (int, error) {
+	b, err := pt.cons.Fetch(batch, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		return 0, consumerNamedErr("fetch", pt.cons.CachedInfo().Name, err)
+	}
+	n := 0
+	for m := range b.Messages() {
+		n++
+		d := newDelivery(m, time.Now())
+		d.Partition, d.fence = pt.p, pt.fence
+		p.mu.Lock()
+		if p.parts[pt.p] == pt && !pt.fence.Load() {
 			pt.buf = insertBySeq(pt.buf, d)
 			pt.pending = d.Pending
-		}
-		if len(msgs) > 0 {
 			p.broadcastLocked()
 		}
 		p.mu.Unlock()
 	}
+	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && n == 0 {
+		return 0, consumerNamedErr("fetch", pt.cons.CachedInfo().Name, err)
+	}
+	return n, nil
 }
 
 // recreate replaces pt's consumer, deleted under this worker (an operator's
