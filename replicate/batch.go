@@ -223,7 +223,7 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 	b := &batch{r: r, ctx: context.WithValue(ctx, runKey{}, r), start: time.Now(), messages: len(ds), bulk: bulk}
 	ctx = b.ctx
 	w.cfg.Metrics.batch(len(ds))
-	b.stop = queue.Hold(ds, w.cfg.AckWait/3)
+	b.stop = queue.Hold(ds, w.holdEvery())
 
 	var records, links []*group
 	byID := map[string]*group{}

@@ -23,6 +23,7 @@ func (f partitionFeed) Next(ctx context.Context, max int, linger time.Duration) 
 }
 
 func (f partitionFeed) Pending() uint64                   { return f.p.Pending() }
+func (f partitionFeed) AckWait() time.Duration            { return f.p.AckWait() }
 func (f partitionFeed) Suspend(ctx context.Context) error { return f.p.Suspend(ctx) }
 func (f partitionFeed) Resume()                           { f.p.Resume() }
 

@@ -260,6 +260,9 @@ type Feed interface {
 	Next(ctx context.Context, max int, linger time.Duration) (Lot, error)
 	// Pending is how many events wait for this worker, as last seen.
 	Pending() uint64
+	// AckWait is the shortest ack wait of the consumers the events come
+	// from (0: unknown); held events are kept alive well inside it.
+	AckWait() time.Duration
 	// Suspend hands back what this worker holds and lets other workers
 	// take its share, until Resume (this worker stopped for a local cause).
 	Suspend(ctx context.Context) error
@@ -275,6 +278,16 @@ type Lot interface {
 	// events now belong to another worker, which gets them again once
 	// their ack wait ends. No write of the lot may start.
 	Fenced() bool
+}
+
+// holdEvery is how often held events are kept alive: a third of the
+// shortest ack wait known.
+func (w *Worker) holdEvery() time.Duration {
+	aw := w.cfg.AckWait
+	if f := w.cfg.Feed.AckWait(); f > 0 {
+		aw = min(aw, f)
+	}
+	return aw / 3
 }
 
 // DeleteMode is what an account.deleted event does in the target
