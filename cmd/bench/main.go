@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.WorkerBin, "worker-bin", "", "worker binary (default: go build orgsync/cmd/worker)")
 	fs.StringVar(&cfg.Dir, "dir", "", "working directory (default: a temporary one, removed at the end)")
 	fs.BoolVar(&cfg.Processes, "processes", false, "multi-process mode: run nats-server and the fake org as processes of their own (built from the module), as a user runs them")
+	fs.IntVar(&cfg.Partitions, "partitions", 0, "partitions of ORGSYNC (the stream is created with them, the worker run with -partitions); 0: the worker's default")
 	workerArgs := fs.String("worker-args", "", "extra `worker run` flags, space-separated (e.g. \"-max-calls 32\")")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -71,8 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Modes = splitList(*modes)
 	cfg.LowLoad = *lowLoad
 	cfg.WorkerArgs = strings.Fields(*workerArgs)
-	if cfg.Records < 1 || cfg.ApexRecords < 1 || cfg.MemoryMax < 1 || len(cfg.Modes) == 0 || cfg.LatencyPerRecord < 0 || cfg.BulkDelay < 0 {
-		fmt.Fprintln(stderr, "bench: -records, -apex-records and -memory-max must be positive, -modes not empty, -latency-per-record and -bulk-delay not negative")
+	if cfg.Records < 1 || cfg.ApexRecords < 1 || cfg.MemoryMax < 1 || len(cfg.Modes) == 0 || cfg.LatencyPerRecord < 0 || cfg.BulkDelay < 0 || cfg.Partitions < 0 {
+		fmt.Fprintln(stderr, "bench: -records, -apex-records and -memory-max must be positive, -modes not empty, -latency-per-record, -bulk-delay and -partitions not negative")
 		return 2
 	}
 	cfg.Command = command(args)

@@ -67,6 +67,9 @@ type Config struct {
 
 	// WorkerArgs are added to every `worker run` (e.g. -max-calls 32).
 	WorkerArgs []string
+	// Partitions is ORGSYNC's partition count (the stream is created with
+	// it and the worker run with -partitions); 0 means the default (16).
+	Partitions int
 
 	// Processes runs nats-server and the fake org as processes of their
 	// own (built from the module, see BuildBinaries) instead of in this
@@ -389,7 +392,7 @@ func writeCalls(mode string, st fakeorg.Stats) int {
 
 func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Duration, n int) (Scenario, error) {
 	s := Scenario{Mode: mode, Latency: latency, Records: n, Processes: r.bins != nil}
-	e, err := newEnv(dir, latency, r.cfg.LatencyPerRecord, r.cfg.BulkDelay, true, r.bins)
+	e, err := newEnv(dir, latency, r.cfg, true, r.bins)
 	if err != nil {
 		return s, err
 	}
@@ -581,7 +584,7 @@ func pct(sorted []time.Duration, p int) time.Duration {
 func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 	l := LowLoad{Every: r.cfg.LowLoadEvery, For: r.cfg.LowLoadFor, Latency: r.cfg.LowLoadLatency,
 		Linger: replicate.DefaultLinger}
-	e, err := newEnv(dir, l.Latency, r.cfg.LatencyPerRecord, r.cfg.BulkDelay, true, r.bins)
+	e, err := newEnv(dir, l.Latency, r.cfg, true, r.bins)
 	if err != nil {
 		return l, err
 	}
@@ -644,7 +647,7 @@ func (r *runner) lowLoad(ctx context.Context, dir string) (LowLoad, error) {
 
 func (r *runner) memory(ctx context.Context, dir string, n int) (Memory, error) {
 	m := Memory{Records: n}
-	e, err := newEnv(dir, 0, r.cfg.LatencyPerRecord, r.cfg.BulkDelay, false, r.bins)
+	e, err := newEnv(dir, 0, r.cfg, false, r.bins)
 	if err != nil {
 		return m, err
 	}

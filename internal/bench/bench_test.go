@@ -177,7 +177,8 @@ func TestProcessesRun(t *testing.T) {
 	}
 }
 
-// TestUpdateRun runs the update modes on a small backlog at 0 ms: the
+// TestUpdateRun runs the update modes on a small backlog at 0 ms, ORGSYNC
+// with 4 partitions: the
 // records are created first (not counted), then each gets one
 // account.updated event, written as an update by target ID, found in the
 // ID map (update) or with a query by external ID (update-unmapped).
@@ -196,8 +197,8 @@ func TestUpdateRun(t *testing.T) {
 	var progress bytes.Buffer
 	rep, err := Run(t.Context(), Config{
 		WorkerBin: bin, Dir: dir, Modes: []string{ModeUpdate, ModeUpdateUnmapped},
-		Records: 400, Latencies: []time.Duration{0}, DurationCap: 60 * time.Second,
-		Command: "go run ./cmd/bench -modes update,update-unmapped -records 400", Progress: &progress,
+		Records: 400, Latencies: []time.Duration{0}, DurationCap: 60 * time.Second, Partitions: 4,
+		Command: "go run ./cmd/bench -modes update,update-unmapped -records 400 -partitions 4", Progress: &progress,
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
@@ -239,7 +240,8 @@ func TestUpdateRun(t *testing.T) {
 	var out strings.Builder
 	rep.WriteMarkdown(&out)
 	for _, want := range []string{"| update | 0 ms | 400 |", "| update-unmapped | 0 ms | 400 |",
-		"Counted calls of the update rows, by route", "update-unmapped at 0 ms: ", "× `" + update + "`"} {
+		"Counted calls of the update rows, by route", "update-unmapped at 0 ms: ", "× `" + update + "`",
+		"ORGSYNC has 4 partitions"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -52,20 +52,22 @@ type env struct {
 	// event's created_at, an updated event's changed_at) by account Name
 	// (the join key: apexrest mode sends Name only, so Source_Id__c is not
 	// there).
-	sent map[string]time.Time
-	keep bool // remember the times (off for the memory scenarios)
-	next int  // the next record number
+	sent       map[string]time.Time
+	keep       bool // remember the times (off for the memory scenarios)
+	next       int  // the next record number
+	partitions int  // ORGSYNC's partitions; 0: the default
 }
 
 // benchDailyLimit is the fake org's daily API allocation: large, so the
 // worker's -api-budget never pauses a scenario.
 const benchDailyLimit = 100_000_000
 
-func newEnv(dir string, latency, perRecord, bulkDelay time.Duration, keep bool, bins *Binaries) (*env, error) {
+func newEnv(dir string, latency time.Duration, cfg Config, keep bool, bins *Binaries) (*env, error) {
+	perRecord, bulkDelay := cfg.LatencyPerRecord, cfg.BulkDelay
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	e := &env{dir: dir, keep: keep, sent: make(map[string]time.Time),
+	e := &env{dir: dir, keep: keep, sent: make(map[string]time.Time), partitions: cfg.Partitions,
 		srcOrg: salesforce.ID18("00D000000BENCH1")}
 	var err error
 	if bins != nil {
@@ -86,7 +88,7 @@ func newEnv(dir string, latency, perRecord, bulkDelay time.Duration, keep bool, 
 	defer cancel()
 	// The streams as the worker would create them (the worker then creates
 	// the consumer with its own flags).
-	e.q, err = queue.New(ctx, e.js, queue.Config{})
+	e.q, err = queue.New(ctx, e.js, queue.Config{Partitions: cfg.Partitions})
 	if err != nil {
 		e.close()
 		return nil, err
@@ -313,6 +315,9 @@ func (e *env) workerArgs(mode, dataDir string, extra []string) []string {
 		"-target-client-secret", fakeorg.DefaultClientSecret,
 		"-worker-id", "bench",
 		"-data-dir", filepath.Join(e.dir, dataDir),
+	}
+	if e.partitions > 0 {
+		args = append(args, "-partitions", strconv.Itoa(e.partitions))
 	}
 	switch mode {
 	case ModeBulk:

@@ -47,6 +47,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		if cfg.LatencyPerRecord > 0 {
 			p("The fake org adds %v per record written to each write call (-latency-per-record) on top of the target latency.\n", cfg.LatencyPerRecord)
 		}
+		if cfg.Partitions > 0 {
+			p("ORGSYNC has %d partitions (-partitions; the worker's default is 16).\n", cfg.Partitions)
+		}
 		if cfg.BulkDelay > 0 {
 			p("The fake org keeps each closed Bulk job in progress for %v (-bulk-delay).\n", cfg.BulkDelay)
 		}
