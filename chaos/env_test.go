@@ -41,6 +41,8 @@ type env struct {
 	// streamReplicas, when set, is passed to every worker and the producer
 	// as -stream-replicas.
 	streamReplicas int
+	// producerArgs are added to the producer's command line.
+	producerArgs []string
 
 	mon *nats.Conn
 	js  jetstream.JetStream
@@ -316,18 +318,37 @@ func (e *env) assertReplicas(ctx context.Context, want int) {
 type queueState struct {
 	pending, ackPending uint64
 	dlq                 uint64
+	// stored is what ORGSYNC holds (a work queue: every event not yet
+	// acknowledged, including those on subjects no consumer reads yet).
+	stored uint64
+	// consumers is how many consumers ORGSYNC has.
+	consumers int
 }
 
+// queueState sums the progress of every consumer of ORGSYNC: the single
+// "workers" of the previous layout, or the partition consumers
+// "workers-<p>" (docs/ordering.md).
 func (e *env) queueState(ctx context.Context) (queueState, error) {
 	var s queueState
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := e.js.Consumer(ctx, queue.Stream, queue.ConsumerName)
+	st, err := e.js.Stream(ctx, queue.Stream)
 	if err != nil {
 		return s, err
 	}
-	ci := c.CachedInfo()
-	s.pending, s.ackPending = ci.NumPending, uint64(max(ci.NumAckPending, 0))
+	s.stored = st.CachedInfo().State.Msgs
+	lister := st.ListConsumers(ctx)
+	for ci := range lister.Info() {
+		s.consumers++
+		s.pending += ci.NumPending
+		s.ackPending += uint64(max(ci.NumAckPending, 0))
+	}
+	if err := lister.Err(); err != nil {
+		return s, err
+	}
+	if s.consumers == 0 {
+		return s, fmt.Errorf("%s has no consumer yet", queue.Stream)
+	}
 	d, err := e.js.Stream(ctx, queue.DLQStream)
 	if err != nil {
 		return s, err
@@ -441,7 +462,7 @@ func (e *env) startProducer() {
 			if e.streamReplicas > 0 {
 				args = append(args, "-stream-replicas", strconv.Itoa(e.streamReplicas))
 			}
-			return args
+			return append(args, e.producerArgs...)
 		})
 	}
 	if err := e.producer.start(); err != nil {
@@ -497,6 +518,7 @@ type dlqEntry struct {
 	Message  string `json:"message"`
 	Attempts int    `json:"attempts"`
 	Seq      uint64 `json:"stream_seq"`
+	Change   string `json:"change"`
 }
 
 func (e *env) dlqList(ctx context.Context) ([]dlqEntry, error) {
