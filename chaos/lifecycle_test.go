@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"orgsync/event"
 	"orgsync/queue"
 )
 
@@ -63,7 +65,9 @@ const (
 	lifeStep = 300 * time.Millisecond
 	// slowTarget is the target's latency while a write is held in flight
 	// for the targeted kill.
-	slowTarget = 4 * time.Second
+	// It stays below -ack-wait, which bounds a worker's target call (a
+	// slower target is unreachable to it).
+	slowTarget = 2 * time.Second
 )
 
 // lifeFields are the copied fields the run changes and compares.
@@ -292,6 +296,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 			t.Fatal(err)
 		}
 	}
+	events := e.recordEvents(t)
 	e.producerArgs = []string{"-changes", "all"}
 	e.startProducer()
 	e.producer.supervised.Store(true)
@@ -350,7 +355,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 	phase1 := e.waitLifecycle(ctx, t, &lr, p.converge)
 	converge1 := time.Since(sourceDone)
 	if !phase1.clean() {
-		e.finishLifecycle(ctx, t, &lr)
+		e.finishLifecycle(ctx, t, &lr, events)
 		t.Fatalf("phase 1 (source changes under chaos) did not converge within %s: %s", p.converge, phase1)
 	}
 	t.Logf("%s: phase 1 converged %s after the last source change", time.Since(began).Round(time.Millisecond), converge1.Round(time.Millisecond))
@@ -363,7 +368,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 	for round, keepDown := range []bool{false, true} {
 		k, err := e.killHolderMidUpdate(ctx, t, &lr, round, keepDown, victims)
 		if err != nil {
-			e.finishLifecycle(ctx, t, &lr)
+			e.finishLifecycle(ctx, t, &lr, events)
 			t.Fatalf("targeted kill %d: %v", round+1, err)
 		}
 		victims[k.worker] = true
@@ -372,7 +377,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 		d := e.waitLifecycle(ctx, t, &lr, p.converge)
 		converge2 = append(converge2, time.Since(st))
 		if !d.clean() {
-			e.finishLifecycle(ctx, t, &lr)
+			e.finishLifecycle(ctx, t, &lr, events)
 			t.Fatalf("after targeted kill %d (%s): did not converge within %s: %s", round+1, k, p.converge, d)
 		}
 		got, err := e.target.rowBySource(ctx, k.record)
@@ -383,7 +388,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 			t.Errorf("targeted kill %d: the target holds %v for %s, want the newer update %v", round+1, got, k.record, k.newer)
 		}
 	}
-	final := e.finishLifecycle(ctx, t, &lr)
+	final := e.finishLifecycle(ctx, t, &lr, events)
 
 	var f figures
 	lr.mu.Lock()
@@ -452,6 +457,71 @@ func routeSummary(by map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, by[k]))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// ---- what the producer published ----
+
+// eventLog records every event published on ORGSYNC's subjects, as a core
+// NATS subscriber sees them (in publish order, duplicates included), to
+// explain a record whose target copy differs.
+type eventLog struct {
+	mu   sync.Mutex
+	byID map[string][]string
+}
+
+func (e *env) recordEvents(t *testing.T) *eventLog {
+	t.Helper()
+	l := &eventLog{byID: make(map[string][]string)}
+	sub, err := e.mon.Subscribe("orgsync.account.>", func(m *nats.Msg) {
+		ev, err := event.Decode(m.Data)
+		if err != nil {
+			return
+		}
+		line := fmt.Sprintf("%s %s %s changed_at=%s", time.Now().UTC().Format("15:04:05.000"), m.Subject,
+			m.Header.Get(jetstream.MsgIDHeader), ev.When().Format("15:04:05.000"))
+		if v, ok := ev.Fields["Name"]; ok {
+			line += fmt.Sprintf(" Name=%q", str(v))
+		}
+		l.mu.Lock()
+		l.byID[ev.SourceID] = append(l.byID[ev.SourceID], line)
+		l.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return l
+}
+
+func (l *eventLog) of(id string) []string {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.byID[id])
+}
+
+// explain logs, for a few records that differ, both orgs' copies with
+// their modification times and the events published for them.
+func (e *env) explain(ctx context.Context, t *testing.T, events *eventLog, d lifeDiff) {
+	t.Helper()
+	seen := map[string]bool{}
+	var ids []string
+	for _, s := range append(slices.Clone(d.wrong), append(d.missing, d.resurrected...)...) {
+		id, _, _ := strings.Cut(s, " ")
+		if len(id) >= 18 && !seen[id[:18]] && len(ids) < 5 {
+			seen[id[:18]] = true
+			ids = append(ids, id[:18])
+		}
+	}
+	cols := "Id, Name, Phone, Description, LastModifiedDate, SystemModstamp"
+	for _, id := range ids {
+		src, _ := e.source.rows(ctx, "SELECT "+cols+" FROM Account WHERE Id = '"+id+"'")
+		tgt, _ := e.target.rows(ctx, "SELECT "+cols+", Source_Id__c FROM Account WHERE Source_Id__c = '"+id+"'")
+		t.Logf("record %s (partition %d)\n  source: %v\n  target: %v\n  events published:\n    %s", id,
+			partitionOf(id, lifePartitions), src, tgt, strings.Join(events.of(id), "\n    "))
+	}
 }
 
 // ---- the final comparison ----
@@ -620,7 +690,7 @@ type finalLife struct {
 // finishLifecycle reads the final state without target faults, reports
 // its differences and every dead letter (none is expected: the run has no
 // permanent failure).
-func (e *env) finishLifecycle(ctx context.Context, t *testing.T, lr *lifeRecords) finalLife {
+func (e *env) finishLifecycle(ctx context.Context, t *testing.T, lr *lifeRecords, events *eventLog) finalLife {
 	t.Helper()
 	var f finalLife
 	f.stats, _ = e.target.stats(ctx)
@@ -634,6 +704,7 @@ func (e *env) finishLifecycle(ctx context.Context, t *testing.T, lr *lifeRecords
 		for _, w := range append(slices.Clone(f.diff.wrong), f.diff.missing...) {
 			t.Logf("  %s", w)
 		}
+		e.explain(ctx, t, events, f.diff)
 	}
 	if st, err := e.js.Stream(ctx, queue.Stream); err == nil {
 		f.streamSeq = st.CachedInfo().State.LastSeq
@@ -655,30 +726,72 @@ func (e *env) finishLifecycle(ctx context.Context, t *testing.T, lr *lifeRecords
 type targetedKill struct {
 	record, worker   string
 	partition        int
-	inFlight, queued int
+	queued, buffered int
 	keptDown         bool
 	takenBy          string
+	window           time.Duration // from the older update's delivery to the kill
+	attempts         int
 	older, newer     map[string]any
 }
 
 func (k targetedKill) String() string {
-	s := fmt.Sprintf("%s holding partition %d (%d in flight, %d queued for record %s)", k.worker, k.partition, k.inFlight, k.queued, k.record)
-	if k.keptDown {
+	s := fmt.Sprintf("%s holding partition %d: an update of %s in flight, %d newer queued behind it (%d in the holder's buffer); killed %s after the older one's delivery (attempt %d)",
+		k.worker, k.partition, k.record, k.queued, k.buffered, k.window.Round(time.Millisecond), k.attempts)
+	switch {
+	case k.keptDown && k.takenBy == "":
+		return s + "; kept down until another worker takes the partition over"
+	case k.keptDown:
 		return s + "; kept down until " + k.takenBy + " took the partition over"
 	}
 	return s + "; restarted at once under the same ID"
 }
 
-// killHolderMidUpdate picks a live record whose partition some worker holds
+// errMissedWindow: the older update's write finished before the newer
+// update was queued behind it; the scenario is tried again on another
+// record.
+var errMissedWindow = errors.New("the older update was written before the newer one was queued")
+
+// killHolderMidUpdate SIGKILLs the worker holding a partition while one
+// update of a record is in flight and a newer one is queued behind it (see
+// killHolderOnce), trying again on another record when the timing window
+// was missed.
+func (e *env) killHolderMidUpdate(ctx context.Context, t *testing.T, lr *lifeRecords, round int, keepDown bool, avoid map[string]bool) (targetedKill, error) {
+	t.Helper()
+	tried := map[string]bool{}
+	for attempt := 1; ; attempt++ {
+		k, err := e.killHolderOnce(ctx, t, lr, round, attempt, keepDown, avoid, tried)
+		if !errors.Is(err, errMissedWindow) || attempt == 5 {
+			return k, err
+		}
+		t.Logf("targeted kill %d, attempt %d: %v (record %s); trying another record", round+1, attempt, err, k.record)
+		tried[k.record] = true
+		// Let the partition settle before the next attempt.
+		e.waitPartitionIdle(ctx, k.partition, 30*time.Second)
+	}
+}
+
+// waitPartitionIdle waits until partition p's consumer holds nothing.
+func (e *env) waitPartitionIdle(ctx context.Context, p int, timeout time.Duration) bool {
+	return eventually(ctx, timeout, 100*time.Millisecond, func() bool {
+		c, err := e.js.Consumer(ctx, queue.Stream, partitionConsumer(p))
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(ctx)
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+}
+
+// killHolderOnce picks a live record whose partition some worker holds
 // (not one of avoid), slows the target so that a write stays in flight,
 // updates the record in the source, waits until the partition's consumer
 // has the update delivered and unacknowledged, updates the record again,
-// waits until that newer update is queued behind it, and SIGKILLs the
-// holder. With keepDown the worker stays down until another worker holds
-// the partition; otherwise it is restarted at once.
-func (e *env) killHolderMidUpdate(ctx context.Context, t *testing.T, lr *lifeRecords, round int, keepDown bool, avoid map[string]bool) (targetedKill, error) {
+// waits until that newer update is stored behind it, undelivered, and
+// SIGKILLs the holder. With keepDown the worker stays down until another
+// worker holds the partition; otherwise it is restarted at once.
+func (e *env) killHolderOnce(ctx context.Context, t *testing.T, lr *lifeRecords, round, attempt int, keepDown bool, avoid, tried map[string]bool) (targetedKill, error) {
 	t.Helper()
-	var k targetedKill
+	k := targetedKill{attempts: attempt}
 	kv, err := e.js.KeyValue(ctx, leaseBucket)
 	if err != nil {
 		return k, fmt.Errorf("lease bucket: %w", err)
@@ -694,11 +807,11 @@ func (e *env) killHolderMidUpdate(ctx context.Context, t *testing.T, lr *lifeRec
 	lr.mu.Lock()
 	ids := slices.Clone(lr.ids)
 	lr.mu.Unlock()
-	// A live record, not deleted ever, whose partition a worker not in
-	// avoid holds.
+	// A live record, never deleted, not tried yet, whose partition a worker
+	// not in avoid holds.
 	if !eventually(ctx, 30*time.Second, 200*time.Millisecond, func() bool {
 		for _, id := range ids[round*7:] {
-			if gone[id] || lifeDeleted(lr.indexOf(id)) {
+			if gone[id] || tried[id] || lifeDeleted(lr.indexOf(id)) {
 				continue
 			}
 			p := partitionOf(id, lifePartitions)
@@ -747,35 +860,42 @@ func (e *env) killHolderMidUpdate(ctx context.Context, t *testing.T, lr *lifeRec
 	}
 	// The older update is delivered and not acknowledged: its write is in
 	// flight (the target answers after slowTarget).
-	if !eventually(ctx, 15*time.Second, 20*time.Millisecond, func() bool {
+	if !eventually(ctx, 15*time.Second, 10*time.Millisecond, func() bool {
 		ci := info()
 		return ci != nil && ci.NumAckPending > 0
 	}) {
 		return k, fmt.Errorf("the older update of %s never became in flight on %s", k.record, partitionConsumer(k.partition))
 	}
+	inFlightSince := time.Now()
 	if err := e.source.updateRecords(ctx, map[string]map[string]any{k.record: k.newer}); err != nil {
 		return k, err
 	}
-	// The newer update is stored behind it, not delivered.
+	// The newer update is queued behind it: stored and not delivered yet,
+	// or delivered into the holder's buffer (the holder prefetches) while
+	// the older one is still unacknowledged (two pending acknowledgement:
+	// the partition is quiet otherwise, and the older one is acknowledged
+	// only once written).
 	var ci *jetstream.ConsumerInfo
-	if !eventually(ctx, 15*time.Second, 20*time.Millisecond, func() bool {
+	if !eventually(ctx, slowTarget, 10*time.Millisecond, func() bool {
 		ci = info()
-		return ci != nil && ci.NumPending > 0 && ci.NumAckPending > 0
+		return ci != nil && (ci.NumPending > 0 && ci.NumAckPending > 0 || ci.NumAckPending >= 2)
 	}) {
-		return k, fmt.Errorf("the newer update of %s was not queued behind the older one on %s (last: %+v)", k.record, partitionConsumer(k.partition), ci)
+		return k, fmt.Errorf("%w (consumer: %d pending, %d ack pending, %s after the older one was delivered)",
+			errMissedWindow, ci.NumPending, ci.NumAckPending, time.Since(inFlightSince).Round(time.Millisecond))
 	}
-	k.inFlight, k.queued = ci.NumAckPending, int(ci.NumPending)
+	k.queued, k.buffered = int(ci.NumPending)+ci.NumAckPending-1, ci.NumAckPending-1
 	if h := holderOf(k.partition); h != k.worker {
-		return k, fmt.Errorf("partition %d moved from %s to %q meanwhile", k.partition, k.worker, h)
+		return k, fmt.Errorf("%w: partition %d moved from %s to %q meanwhile", errMissedWindow, k.partition, k.worker, h)
 	}
 	w.p.ctl.Lock()
 	defer w.p.ctl.Unlock()
 	if !w.p.kill() {
 		return k, fmt.Errorf("worker %s was not running", w.id)
 	}
+	k.window = time.Since(inFlightSince)
+	k.keptDown = keepDown
 	t.Logf("targeted kill: %s", k)
 	if keepDown {
-		k.keptDown = true
 		if !eventually(ctx, 30*time.Second, 100*time.Millisecond, func() bool {
 			h := holderOf(k.partition)
 			k.takenBy = h
