@@ -401,7 +401,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 			edited++
 		}
 	}
-	f.add("topology", "1 NATS server (SIGKILLed and restarted %d×); 3 workers (-ack-wait %s, -lease-ttl %s, -partitions %d, -source-…); producer poll -changes all -interval 200ms",
+	f.add("topology", "1 NATS server (SIGKILLed and restarted %d×); 3 workers (-ack-wait %s, -lease-ttl %s, -partitions %d, -batch 50 -composite 1, -source-…); producer poll -changes all -interval 200ms",
 		natsRestarts, lifeAckWait, lifeLeaseTTL, lifePartitions)
 	f.add("source records", "%d created in chunks of %d over %s; %d record updates (5 per record, %d after an undelete) in %d source write calls",
 		created, p.chunk, p.over, updates, edited, calls)
@@ -414,7 +414,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 	selfExits, who := e.selfExits()
 	f.add("self-exits restarted by the supervisor", "%d %v", selfExits, who)
 	f.add("target faults", "503 rate 0.05, latency 20ms (%s while a write was held in flight)", slowTarget)
-	f.add("target API calls", "%d: %s", final.stats.APICalls, routeSummary(final.stats.ByRoute))
+	f.add("target API calls", "%d (GET /query includes the test's own reads): %s", final.stats.APICalls, routeSummary(final.stats.ByRoute))
 	f.add("503s retried (worker logs)", "%d", e.countInLogs("worker-", "SERVER_UNAVAILABLE"))
 	f.add("time to converge", "%s after the last source change (phase 1); %s after the targeted kills",
 		converge1.Round(time.Millisecond), durations(converge2))
@@ -431,6 +431,9 @@ func (e *env) lifeWorkerFlags() []string {
 		"-source-url", e.source.url, "-source-client-id", "demo", "-source-client-secret", "demo-secret",
 		"-ack-wait", lifeAckWait.String(), "-lease-ttl", lifeLeaseTTL.String(),
 		"-partitions", strconv.Itoa(lifePartitions), "-deletes", "delete",
+		// Small calls: more batches interleave, more calls meet the
+		// target's faults.
+		"-batch", "50", "-composite", "1",
 	}
 }
 
