@@ -912,14 +912,21 @@ func (e *env) killHolderOnce(ctx context.Context, t *testing.T, lr *lifeRecords,
 	i := lr.indexOf(k.record)
 	k.older = map[string]any{"Name": fmt.Sprintf("Life %05d older %d", i, round), "Phone": fmt.Sprintf("+1 555 7%05d", i), "Description": "the older update"}
 	k.newer = map[string]any{"Name": fmt.Sprintf("Life %05d newer %d", i, round), "Phone": nil, "Description": "the newer update"}
+	before, err := e.target.stats(ctx)
+	if err != nil {
+		return k, err
+	}
 	if err := e.source.updateRecords(ctx, map[string]map[string]any{k.record: k.older}); err != nil {
 		return k, err
 	}
-	// The older update is delivered and not acknowledged: its write is in
-	// flight (the target answers after slowTarget).
+	// The older update is delivered, not acknowledged, and a write call
+	// has reached the target (which counts it when it arrives and answers
+	// after slowTarget): its write is in flight. The partition is quiet
+	// otherwise.
 	if !eventually(ctx, 15*time.Second, 10*time.Millisecond, func() bool {
 		ci := info()
-		return ci != nil && ci.NumAckPending > 0
+		st, err := e.target.stats(ctx)
+		return ci != nil && ci.NumAckPending > 0 && err == nil && writeCalls(st) > writeCalls(before)
 	}) {
 		return k, fmt.Errorf("the older update of %s never became in flight on %s", k.record, partitionConsumer(k.partition))
 	}
@@ -965,6 +972,18 @@ func (e *env) killHolderOnce(ctx context.Context, t *testing.T, lr *lifeRecords,
 		return k, err
 	}
 	return k, nil
+}
+
+// writeCalls counts the write calls a fake org has received.
+func writeCalls(st fakeStats) int {
+	n := 0
+	for route, c := range st.ByRoute {
+		if strings.HasPrefix(route, "PATCH ") || strings.HasPrefix(route, "DELETE ") ||
+			strings.HasPrefix(route, "POST /composite") || strings.HasPrefix(route, "POST /Soap") {
+			n += c
+		}
+	}
+	return n
 }
 
 // ---- source and target access ----
