@@ -786,13 +786,13 @@ type targetedKill struct {
 	queued, buffered int
 	keptDown         bool
 	takenBy          string
-	window           time.Duration // from the older update's delivery to the kill
+	window           time.Duration // from the older update's write reaching the target to the kill
 	attempts         int
 	older, newer     map[string]any
 }
 
 func (k targetedKill) String() string {
-	s := fmt.Sprintf("%s holding partition %d: an update of %s in flight, %d newer queued behind it (%d in the holder's buffer); killed %s after the older one's delivery (attempt %d)",
+	s := fmt.Sprintf("%s holding partition %d: an update of %s in flight, %d newer queued behind it (%d in the holder's buffer); killed %s after its write reached the target (attempt %d)",
 		k.worker, k.partition, k.record, k.queued, k.buffered, k.window.Round(time.Millisecond), k.attempts)
 	switch {
 	case k.keptDown && k.takenBy == "":
