@@ -43,6 +43,9 @@ type env struct {
 	streamReplicas int
 	// producerArgs are added to the producer's command line.
 	producerArgs []string
+	// workerProxy, when set, stands between the workers and the (single)
+	// NATS server: cutting its connections is a network blip.
+	workerProxy *tcpProxy
 
 	mon *nats.Conn
 	js  jetstream.JetStream
@@ -249,6 +252,15 @@ func (e *env) tryStartNATS(n int) error {
 	return nil
 }
 
+// workerNATSURLs is what the workers connect to: the proxy when there is
+// one, else the servers.
+func (e *env) workerNATSURLs() string {
+	if e.workerProxy != nil {
+		return e.workerProxy.url()
+	}
+	return e.natsURLs()
+}
+
 // natsURLs is the comma-separated list every client connects with.
 func (e *env) natsURLs() string {
 	var u []string
@@ -397,7 +409,7 @@ func (e *env) addWorker(id string, extra ...string) *workerProc {
 	w := &workerProc{id: id, dataDir: filepath.Join(e.dir, "data-"+id), port: freePort(e.t)}
 	w.p = e.newProc("worker-"+id, "worker", func() []string {
 		args := []string{"run",
-			"-nats-url", e.natsURLs(),
+			"-nats-url", e.workerNATSURLs(),
 			"-target-url", e.target.url, "-target-client-id", "demo", "-target-client-secret", "demo-secret",
 			"-worker-id", id, "-data-dir", w.dataDir,
 			"-ack-wait", ackWait.String(), "-max-deliver", strconv.Itoa(maxDeliver), "-linger", "50ms",

@@ -83,6 +83,9 @@ const (
 	// It stays below -ack-wait, which bounds a worker's target call (a
 	// slower target is unreachable to it).
 	slowTarget = 2 * time.Second
+	// lifeBlipEvery: how often the workers' NATS connections are cut
+	// while the source changes.
+	lifeBlipEvery = 1500 * time.Millisecond
 )
 
 // lifeFields are the copied fields the run changes and compares.
@@ -298,6 +301,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 	} else {
 		e.source = e.startFakeOrg("source")
 	}
+	e.workerProxy = newTCPProxy(t, fmt.Sprintf("127.0.0.1:%d", e.nats[0].port))
 	e.target = e.startFakeOrg("target")
 	if err := e.target.configure(ctx, map[string]any{"fail_rate": 0.05, "latency": "20ms"}); err != nil {
 		t.Fatal(err)
@@ -337,10 +341,15 @@ func runLifecycle(t *testing.T, p lifePlan) {
 		done <- e.runSourceLifecycle(ctx, p, &lr, func(c int) { startedChunks.Store(c, true) })
 	}()
 	halfway := func() bool { _, ok := startedChunks.Load(chunks / 2); return ok }
-	kills, natsRestarts := 0, 0
+	kills, natsRestarts, blips := 0, 0, 0
 	living := true
 	tick := time.NewTicker(p.killEvery)
 	defer tick.Stop()
+	// Network blips between the workers and NATS while the source changes:
+	// the server stays up, the workers reconnect at once, whatever was in
+	// flight on their connections is lost.
+	blip := time.NewTicker(lifeBlipEvery)
+	defer blip.Stop()
 	chaosStart := time.Now()
 	deadline := chaosStart.Add(p.over + time.Duration(p.minKills+2)*p.killEvery + 2*time.Minute)
 	for living || kills < p.minKills || natsRestarts == 0 {
@@ -356,6 +365,11 @@ func runLifecycle(t *testing.T, p lifePlan) {
 			continue
 		case <-ctx.Done():
 			t.Fatal(ctx.Err())
+		case <-blip.C:
+			if living && e.workerProxy.cut() > 0 {
+				blips++
+			}
+			continue
 		case <-tick.C:
 		}
 		if natsRestarts == 0 && (!living || halfway()) {
@@ -432,6 +446,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 		created, p.chunk, p.over, updates, edited, calls)
 	f.add("deleted / undeleted", "%d deleted (10%%), %d of them undeleted (%d edited afterwards); %d live at the end", deleted, undeleted, edited, final.live)
 	f.add("events through ORGSYNC", "%d (stream's last sequence)", final.streamSeq)
+	f.add("network blips", "%d (every worker's NATS connection cut, every %s while the source changed)", blips, lifeBlipEvery)
 	f.add("worker SIGKILLs", "%d at random (every %s, restarted after 0.5s) + %d targeted", kills, p.killEvery, len(targeted))
 	for i, k := range targeted {
 		f.add(fmt.Sprintf("  targeted kill %d", i+1), "%s", k)
