@@ -86,6 +86,9 @@ const (
 	// lifeBlipEvery: how often the workers' NATS connections are cut
 	// while the source changes.
 	lifeBlipEvery = 1500 * time.Millisecond
+	// lifeBlipLoss: how long a blip loses what NATS sends to the workers
+	// before it cuts their connections (well below -lease-ttl).
+	lifeBlipLoss = 300 * time.Millisecond
 )
 
 // lifeFields are the copied fields the run changes and compares.
@@ -366,7 +369,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 		case <-ctx.Done():
 			t.Fatal(ctx.Err())
 		case <-blip.C:
-			if living && e.workerProxy.cut() > 0 {
+			if living && e.workerProxy.blip(lifeBlipLoss) {
 				blips++
 			}
 			continue
@@ -446,7 +449,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 		created, p.chunk, p.over, updates, edited, calls)
 	f.add("deleted / undeleted", "%d deleted (10%%), %d of them undeleted (%d edited afterwards); %d live at the end", deleted, undeleted, edited, final.live)
 	f.add("events through ORGSYNC", "%d (stream's last sequence)", final.streamSeq)
-	f.add("network blips", "%d (every worker's NATS connection cut, every %s while the source changed)", blips, lifeBlipEvery)
+	f.add("network blips", "%d (what NATS sent the workers lost for %s, then every connection cut; every %s while the source changed)", blips, lifeBlipLoss, lifeBlipEvery)
 	f.add("worker SIGKILLs", "%d at random (every %s, restarted after 0.5s) + %d targeted", kills, p.killEvery, len(targeted))
 	for i, k := range targeted {
 		f.add(fmt.Sprintf("  targeted kill %d", i+1), "%s", k)
