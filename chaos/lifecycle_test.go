@@ -69,10 +69,13 @@ func TestChaosLifecycleCDC(t *testing.T) {
 }
 
 // Settings of the lifecycle runs' workers: short, so that failovers are
-// quick (docs/ordering.md: failover is the lease TTL plus AckWait).
+// quick (docs/ordering.md: failover is the lease TTL plus AckWait), but a
+// lease outlives a network blip: a worker's NATS client reconnects about
+// 2s after its connection broke, and a holder keeps its leases for two
+// thirds of the TTL without renewing them.
 const (
 	lifeAckWait    = 3 * time.Second
-	lifeLeaseTTL   = 3 * time.Second
+	lifeLeaseTTL   = 5 * time.Second
 	lifePartitions = 16
 	// lifeStep paces one chunk's successive changes in the source: about
 	// one poll interval (200ms) apart, so the poller sees most of the
