@@ -32,6 +32,18 @@ type lifePlan struct {
 	minKills  int
 	converge  time.Duration
 	cdc       bool // capture with producer cdc instead of producer poll -changes all
+	// leaseTTL is the workers' -lease-ttl (default lifeLeaseTTL).
+	leaseTTL time.Duration
+	// noKills: no worker is SIGKILLed (randomly or targeted); the NATS
+	// restart and the network blips remain.
+	noKills bool
+}
+
+func (p lifePlan) ttl() time.Duration {
+	if p.leaseTTL > 0 {
+		return p.leaseTTL
+	}
+	return lifeLeaseTTL
 }
 
 // TestChaosLifecycle: Accounts are created in the source, each updated five
@@ -68,14 +80,27 @@ func TestChaosLifecycleCDC(t *testing.T) {
 	runLifecycle(t, p)
 }
 
+// TestChaosBlips: the lifecycle with the production lease TTL (15s) and no
+// worker killed: a NATS restart and network blips (what NATS sends the
+// workers is lost for a moment, then their connections break; they
+// reconnect within about 2s) are shorter than two thirds of the TTL, so
+// every holder keeps its leases through them, and must not let a newer
+// event of a record overtake one whose delivery was lost on the way.
+func TestChaosBlips(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	p := lifePlan{records: 200, chunk: 50, over: 6 * time.Second, converge: 90 * time.Second, leaseTTL: 15 * time.Second, noKills: true}
+	if full() {
+		p = lifePlan{records: 1000, chunk: 100, over: 30 * time.Second, converge: 4 * time.Minute, leaseTTL: 15 * time.Second, noKills: true}
+	}
+	runLifecycle(t, p)
+}
+
 // Settings of the lifecycle runs' workers: short, so that failovers are
-// quick (docs/ordering.md: failover is the lease TTL plus AckWait), but a
-// lease outlives a network blip: a worker's NATS client reconnects about
-// 2s after its connection broke, and a holder keeps its leases for two
-// thirds of the TTL without renewing them.
+// quick (docs/ordering.md: failover is the lease TTL plus AckWait).
 const (
 	lifeAckWait    = 3 * time.Second
-	lifeLeaseTTL   = 5 * time.Second
+	lifeLeaseTTL   = 3 * time.Second
 	lifePartitions = 16
 	// lifeStep paces one chunk's successive changes in the source: about
 	// one poll interval (200ms) apart, so the poller sees most of the
@@ -313,7 +338,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 3; i++ {
-		e.addWorker(fmt.Sprintf("w%d", i), e.lifeWorkerFlags()...)
+		e.addWorker(fmt.Sprintf("w%d", i), e.lifeWorkerFlags(p.ttl())...)
 	}
 	for _, w := range e.workers {
 		if err := e.startWorker(w, 0); err != nil {
@@ -358,7 +383,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 	defer blip.Stop()
 	chaosStart := time.Now()
 	deadline := chaosStart.Add(p.over + time.Duration(p.minKills+2)*p.killEvery + 2*time.Minute)
-	for living || kills < p.minKills || natsRestarts == 0 {
+	for living || kills < p.minKills || natsRestarts == 0 || blips == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("chaos phase overran: source changes running=%v kills=%d nats restarts=%d", living, kills, natsRestarts)
 		}
@@ -372,7 +397,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 		case <-ctx.Done():
 			t.Fatal(ctx.Err())
 		case <-blip.C:
-			if living && e.workerProxy.blip(lifeBlipLoss) {
+			if (living || blips == 0) && e.workerProxy.blip(lifeBlipLoss) {
 				blips++
 			}
 			continue
@@ -382,6 +407,9 @@ func runLifecycle(t *testing.T, p lifePlan) {
 			t.Logf("%s: SIGKILL and restart of the NATS server", time.Since(began).Round(time.Millisecond))
 			e.restartNATS(e.nats[0], 500*time.Millisecond)
 			natsRestarts++
+			continue
+		}
+		if p.noKills {
 			continue
 		}
 		w := e.workers[e.rnd.IntN(len(e.workers))]
@@ -410,7 +438,11 @@ func runLifecycle(t *testing.T, p lifePlan) {
 	var targeted []string
 	var converge2 []time.Duration
 	victims := map[string]bool{}
-	for round, keepDown := range []bool{false, true} {
+	rounds := []bool{false, true}
+	if p.noKills {
+		rounds = nil
+	}
+	for round, keepDown := range rounds {
 		k, err := e.killHolderMidUpdate(ctx, t, &lr, round, keepDown, victims)
 		if err != nil {
 			e.finishLifecycle(ctx, t, &lr, events)
@@ -447,7 +479,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 		}
 	}
 	f.add("topology", "1 NATS server (SIGKILLed and restarted %d×); 3 workers (-ack-wait %s, -lease-ttl %s, -partitions %d, -batch 50 -composite 1, -source-…); %s",
-		natsRestarts, lifeAckWait, lifeLeaseTTL, lifePartitions, capture)
+		natsRestarts, lifeAckWait, p.ttl(), lifePartitions, capture)
 	f.add("source records", "%d created in chunks of %d over %s; %d record updates (5 per record, %d after an undelete) in %d source write calls",
 		created, p.chunk, p.over, updates, edited, calls)
 	f.add("deleted / undeleted", "%d deleted (10%%), %d of them undeleted (%d edited afterwards); %d live at the end", deleted, undeleted, edited, final.live)
@@ -472,10 +504,10 @@ func runLifecycle(t *testing.T, p lifePlan) {
 
 // lifeWorkerFlags are the flags of the lifecycle runs' workers (after the
 // harness's own: the later -ack-wait wins).
-func (e *env) lifeWorkerFlags() []string {
+func (e *env) lifeWorkerFlags(leaseTTL time.Duration) []string {
 	return []string{
 		"-source-url", e.source.url, "-source-client-id", "demo", "-source-client-secret", "demo-secret",
-		"-ack-wait", lifeAckWait.String(), "-lease-ttl", lifeLeaseTTL.String(),
+		"-ack-wait", lifeAckWait.String(), "-lease-ttl", leaseTTL.String(),
 		"-partitions", strconv.Itoa(lifePartitions), "-deletes", "delete",
 		// Small calls: more batches interleave, more calls meet the
 		// target's faults.

@@ -185,7 +185,7 @@ func TestChaosMigrate(t *testing.T) {
 	// The new workers; one is SIGKILLed once a third of the records is in
 	// the target.
 	for i := 1; i <= 3; i++ {
-		e.addWorker(fmt.Sprintf("w%d", i), e.lifeWorkerFlags()...)
+		e.addWorker(fmt.Sprintf("w%d", i), e.lifeWorkerFlags(lifeLeaseTTL)...)
 	}
 	for _, w := range e.workers {
 		if err := e.startWorker(w, 0); err != nil {
