@@ -89,9 +89,9 @@ func TestChaosLifecycleCDC(t *testing.T) {
 func TestChaosBlips(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
-	p := lifePlan{records: 200, chunk: 50, over: 6 * time.Second, converge: 90 * time.Second, leaseTTL: 15 * time.Second, noKills: true}
+	p := lifePlan{records: 200, chunk: 50, over: 6 * time.Second, killEvery: 2 * time.Second, converge: 90 * time.Second, leaseTTL: 15 * time.Second, noKills: true}
 	if full() {
-		p = lifePlan{records: 1000, chunk: 100, over: 30 * time.Second, converge: 4 * time.Minute, leaseTTL: 15 * time.Second, noKills: true}
+		p = lifePlan{records: 1000, chunk: 100, over: 30 * time.Second, killEvery: 2 * time.Second, converge: 4 * time.Minute, leaseTTL: 15 * time.Second, noKills: true}
 	}
 	runLifecycle(t, p)
 }
