@@ -89,6 +89,9 @@ type CDCConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Publishers is how many publishes wait for their ack at once (default 32).
 	Publishers int
+	// Now is the clock of the Get Deleted calls of catch-ups (default
+	// time.Now).
+	Now        func() time.Time
 	Metrics    *Metrics
 	CDCMetrics *CDCMetrics
 	Logger     *slog.Logger // nil discards
@@ -129,6 +132,9 @@ func (c *CDCConfig) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.SkipField != "" && !event.ValidFieldName(c.SkipField) {
 		return fmt.Errorf("capture: skip field %q is not a field name", clip(c.SkipField))
 	}
@@ -167,6 +173,8 @@ type CDC struct {
 	selectList string // catch-up and read-back columns
 	skipWhere  string
 	skipField  string            // the source's spelling, "" when absent
+	hasStamp   bool              // the source's Account has SystemModstamp
+	delFollow  deleteFollowUp    // used by the session goroutine only
 	types      map[string]string // field name (lower case) → describe type
 
 	mu        sync.Mutex
@@ -418,9 +426,14 @@ const publishGrace = 30 * time.Second
 
 func presetName(p pubsub.Preset) string { return strings.ToLower(p.String()) }
 
-// handle publishes a batch's creates, runs the catch-ups its gap and
-// overflow events call for, and then moves the checkpoint past it.
+// handle publishes a batch's changes in order: creates, updates, deletes
+// and undeletes as events, the catch-ups its gap and overflow events call
+// for (after what came before them is published), and then moves the
+// checkpoint past it.
 func (c *CDC) handle(ctx context.Context, st releaser, b *pubsub.Batch) error {
+	if err := c.followUpDeletes(ctx); err != nil {
+		return err
+	}
 	if len(b.Events) == 0 {
 		// A keepalive: with events still requested, everything up to the
 		// latest replay ID was delivered (and, since batches are handled
@@ -431,11 +444,60 @@ func (c *CDC) handle(ctx context.Context, st releaser, b *pubsub.Batch) error {
 		return nil
 	}
 	var (
-		creates []outgoing
-		gapIDs  []string
+		pending []outgoing
+		diffs   = map[int][]string{} // index in pending → fields sent as diffs
 		stats   Stats
-		diffIDs = map[string][]string{}
 	)
+	// A batch whose publishes started finishes them even when shutdown
+	// starts (bounded), so their acks are counted and the checkpoint moves
+	// past them instead of leaving repeats for the next start.
+	flush := func() error {
+		if len(diffs) > 0 {
+			if err := c.readBack(ctx, pending, diffs); err != nil {
+				return err
+			}
+		}
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishGrace)
+		ps, err := publishOrdered(pctx, c.cfg.Queue, pending, c.cfg.Publishers)
+		cancel()
+		stats.Published += ps.Published
+		stats.Duplicates += ps.Duplicates
+		pending = pending[:0]
+		clear(diffs)
+		if err != nil {
+			c.cfg.Metrics.publishError(PathCDC)
+		}
+		return err
+	}
+	err := c.handleEvents(ctx, b, &pending, diffs, &stats, flush)
+	if err == nil {
+		err = flush()
+	}
+	c.cfg.Metrics.stats(PathCDC, stats)
+	c.count(func(t *CDCStats) { t.Stats.add(stats) })
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, ev := range b.Events {
+		switch ev.Header.ChangeType {
+		case pubsub.ChangeCreate, pubsub.ChangeUpdate, pubsub.ChangeDelete, pubsub.ChangeUndelete:
+			if !ev.Header.CommitTimestamp.IsZero() {
+				c.cfg.CDCMetrics.lag(now.Sub(ev.Header.CommitTimestamp))
+			}
+		}
+	}
+	last := b.Events[len(b.Events)-1]
+	if err := c.setCheckpoint(last.ReplayID, last.Header.CommitTimestamp); err != nil {
+		return err
+	}
+	return st.Release(len(b.Events))
+}
+
+// handleEvents turns a batch's change events into pending events; before a
+// catch-up it flushes what is pending, so a record's events stay in order.
+func (c *CDC) handleEvents(ctx context.Context, b *pubsub.Batch, pending *[]outgoing, diffs map[int][]string,
+	stats *Stats, flush func() error) error {
 	for _, ev := range b.Events {
 		h := ev.Header
 		c.count(func(t *CDCStats) { t.Events[h.ChangeType]++ })
@@ -467,59 +529,58 @@ func (c *CDC) handle(ctx context.Context, st releaser, b *pubsub.Batch) error {
 					continue
 				}
 				if len(h.DiffFields) > 0 {
-					diffIDs[o.ev.SourceID] = h.DiffFields
+					diffs[len(*pending)] = h.DiffFields
 				}
-				creates = append(creates, o)
+				*pending = append(*pending, o)
+			}
+		case h.ChangeType == pubsub.ChangeUpdate, h.ChangeType == pubsub.ChangeDelete, h.ChangeType == pubsub.ChangeUndelete:
+			stats.Read += len(h.RecordIDs)
+			outs, skipped, err := c.changeEvents(ev)
+			if errors.Is(err, errBadChange) {
+				// Retrying would meet the same event again: count it and go on.
+				stats.Bad += len(h.RecordIDs)
+				c.log.Error("cdc change event cannot be turned into events; skipped", "err", err)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			stats.Skipped += skipped
+			for _, co := range outs {
+				if len(co.diffs) > 0 {
+					diffs[len(*pending)] = co.diffs
+				}
+				*pending = append(*pending, co.o)
 			}
 		case h.ChangeType == pubsub.ChangeGapCreate:
-			gapIDs = append(gapIDs, h.RecordIDs...)
+			if err := flush(); err != nil {
+				return err
+			}
+			c.log.Warn("CDC GAP EVENT: reading its records by ID", "change_type", h.ChangeType, "records", len(h.RecordIDs))
+			if err := c.catchUpIDs(ctx, h.RecordIDs); err != nil {
+				return err
+			}
 		case h.IsGap():
-			c.log.Warn("cdc gap event for a change orgsync does not replicate yet; counted", "change_type", h.ChangeType,
-				"records", len(h.RecordIDs))
+			if err := flush(); err != nil {
+				return err
+			}
+			c.log.Warn("CDC GAP EVENT: reading its records by ID", "change_type", h.ChangeType, "records", len(h.RecordIDs))
+			if err := c.catchUpChanges(ctx, h); err != nil {
+				return err
+			}
 		case h.ChangeType == pubsub.ChangeGapOverflow:
+			if err := flush(); err != nil {
+				return err
+			}
 			from := h.CommitTimestamp.Add(-c.cfg.Overlap)
-			c.log.Warn("CDC OVERFLOW EVENT: changes were not sent one by one; catching up by SOQL over its window",
+			c.log.Warn("CDC OVERFLOW EVENT: changes were not sent one by one; catching up by SOQL and Get Deleted over its window",
 				"entity", h.EntityName, "commit_time", h.CommitTimestamp, "catch_up_from", from)
 			if err := c.catchUpSOQL(ctx, CauseOverflow, from); err != nil {
 				return err
 			}
 		}
 	}
-	if len(diffIDs) > 0 {
-		if err := c.readBack(ctx, creates, diffIDs); err != nil {
-			return err
-		}
-	}
-	if len(gapIDs) > 0 {
-		c.log.Warn("CDC GAP EVENT: reading its records by ID", "records", len(gapIDs))
-		if err := c.catchUpIDs(ctx, gapIDs); err != nil {
-			return err
-		}
-	}
-	// A batch whose publishes started finishes them even when shutdown
-	// starts (bounded), so their acks are counted and the checkpoint moves
-	// past them instead of leaving repeats for the next start.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishGrace)
-	ps, err := publishAll(pctx, c.cfg.Queue, creates, c.cfg.Publishers)
-	cancel()
-	stats.Published, stats.Duplicates = ps.Published, ps.Duplicates
-	c.cfg.Metrics.stats(PathCDC, stats)
-	c.count(func(t *CDCStats) { t.Stats.add(stats) })
-	if err != nil {
-		c.cfg.Metrics.publishError(PathCDC)
-		return err
-	}
-	now := time.Now()
-	for _, ev := range b.Events {
-		if ev.Header.ChangeType == pubsub.ChangeCreate && !ev.Header.CommitTimestamp.IsZero() {
-			c.cfg.CDCMetrics.lag(now.Sub(ev.Header.CommitTimestamp))
-		}
-	}
-	last := b.Events[len(b.Events)-1]
-	if err := c.setCheckpoint(last.ReplayID, last.Header.CommitTimestamp); err != nil {
-		return err
-	}
-	return st.Release(len(b.Events))
+	return nil
 }
 
 func (c *CDC) setCheckpoint(rid []byte, commit time.Time) error {
@@ -597,13 +658,15 @@ func asMillis(v any) (int64, bool) {
 	return 0, false
 }
 
-// readBack replaces fields that arrived as diffs with their whole values,
-// read from the source in one query per 200 records.
-func (c *CDC) readBack(ctx context.Context, creates []outgoing, diffs map[string][]string) error {
+// readBack replaces fields that arrived as diffs (by index in evs) with
+// their whole values, read from the source in one query per 200 records.
+func (c *CDC) readBack(ctx context.Context, evs []outgoing, diffs map[int][]string) error {
 	var ids []string
 	names := map[string]bool{}
-	for id, fs := range diffs {
-		ids = append(ids, id)
+	for i, fs := range diffs {
+		if !slices.Contains(ids, evs[i].ev.SourceID) {
+			ids = append(ids, evs[i].ev.SourceID)
+		}
 		for _, f := range fs {
 			if !strings.Contains(f, ".") && c.cfg.Fields.Has(f) {
 				names[f] = true
@@ -632,12 +695,8 @@ func (c *CDC) readBack(ctx context.Context, creates []outgoing, diffs map[string
 			}
 		}
 	}
-	for i := range creates {
-		o := &creates[i]
-		fs, ok := diffs[o.ev.SourceID]
-		if !ok {
-			continue
-		}
+	for i, fs := range diffs {
+		o := &evs[i]
 		r, found := values[o.ev.SourceID]
 		for _, f := range fs {
 			if !names[f] {
@@ -659,27 +718,77 @@ func (c *CDC) readBack(ctx context.Context, creates []outgoing, diffs map[string
 	return nil
 }
 
-// catchUpSOQL publishes every record created since from (SOQL, in
-// CreatedDate order), counted as a catch-up of cause.
+// catchUpSOQL publishes, counted as a catch-up of cause, every record
+// created since from (SOQL, in CreatedDate order) and, except for a first
+// start's -since, every change since from: the records whose
+// SystemModstamp is at or after from (SOQL, in SystemModstamp order; one
+// created before from is an update carrying its whole copied state, keyed
+// like polling's) and the records the Get Deleted resource lists.
 func (c *CDC) catchUpSOQL(ctx context.Context, cause string, from time.Time) error {
 	c.mu.Lock()
 	wasConnected := c.connected
 	c.mu.Unlock()
 	c.setState(wasConnected, true)
-	where := []string{"CreatedDate >= " + soqlTime(from)}
-	if c.skipWhere != "" {
-		where = append(where, c.skipWhere)
-	}
-	q := "SELECT " + c.selectList + " FROM Account WHERE " + strings.Join(where, " AND ") + " ORDER BY CreatedDate, Id"
-	n, err := c.publishQuery(ctx, q)
+	n, deleted, err := c.catchUpQuery(ctx, cause, from)
 	c.setState(wasConnected, false)
 	if err != nil {
 		return fmt.Errorf("capture: %s catch-up: %w", cause, err)
 	}
 	c.count(func(t *CDCStats) { t.CatchUps[cause]++ })
 	c.cfg.CDCMetrics.catchUp(cause)
-	c.log.Warn("cdc catch-up done", "cause", cause, "from", from, "records", n)
+	c.log.Warn("cdc catch-up done", "cause", cause, "from", from, "records", n, "deletes", deleted)
 	return nil
+}
+
+func (c *CDC) catchUpQuery(ctx context.Context, cause string, from time.Time) (n, deleted int, err error) {
+	if cause == CauseSince || !c.hasStamp {
+		where := []string{"CreatedDate >= " + soqlTime(from)}
+		if c.skipWhere != "" {
+			where = append(where, c.skipWhere)
+		}
+		q := "SELECT " + c.selectList + " FROM Account WHERE " + strings.Join(where, " AND ") + " ORDER BY CreatedDate, Id"
+		n, err = c.publishQuery(ctx, q, nil)
+		return n, 0, err
+	}
+	live := map[string]time.Time{}
+	q := "SELECT " + c.selectList + " FROM Account WHERE SystemModstamp >= " + soqlTime(from) + " ORDER BY SystemModstamp, Id"
+	n, err = c.publishQuery(ctx, q, func(r salesforce.Record) ([]outgoing, error) {
+		rp, err := rowPosition(r, "SystemModstamp")
+		if err != nil {
+			return nil, err
+		}
+		live[rp.id] = rp.t
+		created, err := event.ParseTime(str(r["CreatedDate"]))
+		if err != nil {
+			return nil, fmt.Errorf("record %s: CreatedDate: %w", rp.id, err)
+		}
+		var out []outgoing
+		if !created.Before(from) {
+			o, skip, err := prepare(c.sourceOrg, r, c.cfg.Fields, c.skipField)
+			if err != nil || skip {
+				return nil, err
+			}
+			out = append(out, o)
+			if created.Equal(rp.t) {
+				return out, nil
+			}
+			// Changed since its creation: the create may already be in
+			// the stream (its dedup key would drop this one), so the
+			// update follows it.
+		}
+		vals := copiedValues(r, c.cfg.Fields)
+		hash, err := event.ValuesHash(vals)
+		if err != nil {
+			return nil, err
+		}
+		o, err := changeOutgoing(event.TypeAccountUpdated, c.sourceOrg, rp.id, rp.t, event.TimeKey(rp.t)+":"+hash, vals, c.cfg.Fields)
+		return append(out, o), err
+	})
+	if err != nil {
+		return n, 0, err
+	}
+	deleted, err = c.catchUpDeletes(ctx, cause, from, live)
+	return n, deleted, err
 }
 
 // catchUpIDs publishes the given records, read by ID.
@@ -698,7 +807,7 @@ func (c *CDC) catchUpIDs(ctx context.Context, ids []string) error {
 		if c.skipWhere != "" {
 			q += " AND " + c.skipWhere
 		}
-		n, err := c.publishQuery(ctx, q)
+		n, err := c.publishQuery(ctx, q, nil)
 		if err != nil {
 			return fmt.Errorf("capture: gap catch-up: %w", err)
 		}
@@ -710,13 +819,20 @@ func (c *CDC) catchUpIDs(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// publishQuery publishes the created event of every row of a query, 200 at
-// a time, and returns how many it published.
-func (c *CDC) publishQuery(ctx context.Context, q string) (int, error) {
+// publishQuery publishes the events build makes of every row of a query
+// (nil: its created event), about 200 at a time, a record's in order, and
+// returns how many it published.
+func (c *CDC) publishQuery(ctx context.Context, q string, build func(salesforce.Record) ([]outgoing, error)) (int, error) {
+	if build == nil {
+		build = func(r salesforce.Record) ([]outgoing, error) {
+			o, _, err := prepare(c.sourceOrg, r, c.cfg.Fields, "")
+			return []outgoing{o}, err
+		}
+	}
 	var batch []outgoing
 	total := 0
 	flush := func() error {
-		ps, err := publishAll(ctx, c.cfg.Queue, batch, c.cfg.Publishers)
+		ps, err := publishOrdered(ctx, c.cfg.Queue, batch, c.cfg.Publishers)
 		c.cfg.Metrics.stats(PathCDC, ps)
 		ps.Read = len(batch)
 		c.count(func(t *CDCStats) { t.Stats.add(ps) })
@@ -731,12 +847,12 @@ func (c *CDC) publishQuery(ctx context.Context, q string) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		o, _, err := prepare(c.sourceOrg, r, c.cfg.Fields, "")
+		evs, err := build(r)
 		if err != nil {
 			return total, fmt.Errorf("record: %v", err)
 		}
-		batch = append(batch, o)
-		if len(batch) == MaxRecords {
+		batch = append(batch, evs...)
+		if len(batch) >= MaxRecords {
 			if err := flush(); err != nil {
 				return total, err
 			}
@@ -777,6 +893,9 @@ func (c *CDC) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("capture: read checkpoint: %w", err)
 	}
+	if err := c.loadFollowUp(org); err != nil {
+		return fmt.Errorf("capture: read checkpoint: %w", err)
+	}
 	d, err := c.cfg.Client.Describe(ctx, "Account")
 	if err != nil {
 		return fmt.Errorf("capture: describe Account: %w", err)
@@ -803,6 +922,15 @@ func (c *CDC) init(ctx context.Context) error {
 	if c.cfg.SkipField != "" {
 		if df, ok := d.Field(c.cfg.SkipField); ok {
 			c.skipField, c.skipWhere = df.Name, df.Name+" = null"
+			if !slices.ContainsFunc(cols, func(s string) bool { return strings.EqualFold(s, df.Name) }) {
+				cols = append(cols, df.Name) // catch-ups skip creates with it set
+			}
+		}
+	}
+	if _, ok := d.Field("SystemModstamp"); ok {
+		c.hasStamp = true
+		if !slices.Contains(cols, "SystemModstamp") {
+			cols = append(cols, "SystemModstamp")
 		}
 	}
 	c.selectList, c.types, c.sourceOrg = strings.Join(cols, ", "), types, org

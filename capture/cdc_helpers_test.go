@@ -28,7 +28,13 @@ type cdcEnv struct {
 
 func newCDCEnv(t *testing.T, busCfg eventbus.Config) *cdcEnv {
 	t.Helper()
-	e := newEnv(t, fakeorg.Config{})
+	return newCDCEnvOrg(t, fakeorg.Config{}, busCfg)
+}
+
+// newCDCEnvOrg is newCDCEnv with a fake org configured by orgCfg.
+func newCDCEnvOrg(t *testing.T, orgCfg fakeorg.Config, busCfg eventbus.Config) *cdcEnv {
+	t.Helper()
+	e := newEnv(t, orgCfg)
 	busCfg.Org = e.org
 	bus, err := eventbus.New(busCfg)
 	if err != nil {

@@ -51,8 +51,8 @@ func (e *cdcEnv) storedBodies() map[string][]byte {
 
 // TestCDCPublishesCreatesLikePoll: every CREATE event's records are
 // published once with the same dedup key and body as poll would publish;
-// updates and deletes are counted, not published; the checkpoint holds the
-// last replay ID as received.
+// an update and a delete follow their record's create on its subjects;
+// the checkpoint holds the last replay ID as received.
 func TestCDCPublishesCreatesLikePoll(t *testing.T) {
 	e := newCDCEnv(t, eventbus.Config{})
 	r := e.start(e.dbPath(), nil)
@@ -76,7 +76,31 @@ func TestCDCPublishesCreatesLikePoll(t *testing.T) {
 		return tot.Events[pubsub.ChangeCreate] == 5 && tot.Events[pubsub.ChangeUpdate] == 1 && tot.Events[pubsub.ChangeDelete] == 1
 	})
 	r.stop()
-	e.assertStored(ids)
+	changes := map[string][]string{} // by record, in stream order
+	for _, m := range e.messages() {
+		changes[m.ev.SourceID] = append(changes[m.ev.SourceID], m.ev.Change())
+		if m.subject != queue.AccountSubject(m.ev.Change(), m.ev.SourceID) {
+			t.Errorf("%s %s on subject %s", m.ev.Type, m.ev.SourceID, m.subject)
+		}
+		if m.ev.Type == event.TypeAccountUpdated && (len(m.ev.Fields) != 1 || m.ev.Fields["Phone"] != "1") {
+			t.Errorf("update fields %v, want the changed Phone only", m.ev.Fields)
+		}
+	}
+	for i, id := range ids {
+		want := "created"
+		switch i {
+		case 0:
+			want = "created,updated"
+		case 1:
+			want = "created,deleted"
+		}
+		if got := strings.Join(changes[id], ","); got != want {
+			t.Errorf("%s: %s, want %s", id, got, want)
+		}
+	}
+	if len(changes) != len(ids) {
+		t.Errorf("%d records in the stream, want %d", len(changes), len(ids))
+	}
 
 	// poll over the same org publishes the same keys and bodies.
 	rec := &recorder{}
@@ -382,10 +406,11 @@ func TestCDCSkipsOwnChanges(t *testing.T) {
 	e.assertStored(theirs) // the checkpoint moves after the acks: everything is in
 }
 
-// TestCDCCountsUndeletes: UNDELETE change events (the fake's
-// POST /_fake/undelete, standing for SOAP undelete()) are counted by
-// change type, not published, and move the checkpoint.
-func TestCDCCountsUndeletes(t *testing.T) {
+// TestCDCPublishesUndeletes: UNDELETE change events (the fake's
+// POST /_fake/undelete, standing for SOAP undelete()) are published as
+// account.undeleted with the record's copied fields, after the record's
+// delete, and move the checkpoint.
+func TestCDCPublishesUndeletes(t *testing.T) {
 	e := newCDCEnv(t, eventbus.Config{})
 	r := e.start(e.dbPath(), nil)
 	e.ready(r)
@@ -407,10 +432,21 @@ func TestCDCCountsUndeletes(t *testing.T) {
 	if tot.Events[pubsub.ChangeCreate] != 2 || tot.Events[pubsub.ChangeDelete] != 2 {
 		t.Fatalf("events %v, want 2 creates, 2 deletes, 2 undeletes", tot.Events)
 	}
-	if tot.Published != 2 {
-		t.Fatalf("published %d, want the 2 creates only", tot.Published)
+	if tot.Published != 6 {
+		t.Fatalf("published %d, want 2 creates, 2 deletes and 2 undeletes", tot.Published)
 	}
-	e.assertStored(ids)
+	changes := map[string][]string{}
+	for _, m := range e.messages() {
+		changes[m.ev.SourceID] = append(changes[m.ev.SourceID], m.ev.Change())
+		if m.ev.Type == event.TypeAccountUndeleted && (m.ev.Fields["Name"] == nil || m.ev.Fields["BillingCity"] != "Paris") {
+			t.Errorf("undeleted fields %v, want the record's copied fields", m.ev.Fields)
+		}
+	}
+	for _, id := range ids {
+		if got := strings.Join(changes[id], ","); got != "created,deleted,undeleted" {
+			t.Errorf("%s: %s, want created,deleted,undeleted", id, got)
+		}
+	}
 }
 
 // TestCDCNotReadyWhileCatchingUp: /readyz (Ready) is false while a
@@ -422,7 +458,7 @@ func TestCDCNotReadyWhileCatchingUp(t *testing.T) {
 	open := func() { releaseOnce.Do(func() { close(release) }) }
 	defer open()
 	gated := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if strings.Contains(req.URL.Path, "/query") && strings.Contains(req.URL.Query().Get("q"), "CreatedDate >=") {
+		if strings.Contains(req.URL.Path, "/query") && strings.Contains(req.URL.Query().Get("q"), "SystemModstamp >=") {
 			select {
 			case entered <- struct{}{}:
 			default:

@@ -201,7 +201,7 @@ func (r *recorder) Publish(_ context.Context, subject, msgID string, body []byte
 	if r.failAt > 0 && r.calls >= r.failAt {
 		return false, r.failErr
 	}
-	if subject != queue.SubjectCreated || !strings.HasSuffix(msgID, ":created") || hdr.Get(queue.HeaderSourceID) == "" {
+	if !validPublish(subject, msgID, hdr) {
 		return false, fmt.Errorf("bad publish: subject %q msg id %q", subject, msgID)
 	}
 	if r.msgs == nil {
@@ -216,4 +216,21 @@ func (r *recorder) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.msgs)
+}
+
+// validPublish reports whether a publish goes to the subject of its event,
+// orgsync.account.<change>.<source_id>, with the source ID header and a
+// dedup key of that change: "…:created", or "…:<change>:<change_key>".
+func validPublish(subject, msgID string, hdr nats.Header) bool {
+	id := hdr.Get(queue.HeaderSourceID)
+	for _, change := range []string{event.ChangeCreated, event.ChangeUpdated, event.ChangeDeleted, event.ChangeUndeleted} {
+		if id == "" || subject != queue.AccountSubject(change, id) {
+			continue
+		}
+		if change == event.ChangeCreated {
+			return strings.HasSuffix(msgID, ":"+id+":created")
+		}
+		return strings.Contains(msgID, ":"+id+":"+change+":")
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,10 +52,21 @@ type PollerConfig struct {
 	// again (default 2m), for rows that long transactions commit with a
 	// CreatedDate already behind it. Negative means no overlap.
 	Overlap time.Duration
-	// SkipField: records with this field set are not captured (orgsync's
-	// own writes in a two-way setup), if the source has the field. Empty
-	// means none is skipped.
+	// Changes is what the poller captures: ChangesCreated (the default,
+	// new records by CreatedDate) or ChangesAll (creates, updates and
+	// deletes by SystemModstamp and Get Deleted; changes.go).
+	Changes string
+	// SkipField: with ChangesCreated, records with this field set are not
+	// captured (orgsync's own writes in a two-way setup), if the source has
+	// the field. Empty means none is skipped. ChangesAll ignores it.
 	SkipField string
+	// SkipUser: with ChangesAll, rows last modified by this user
+	// (LastModifiedById, the orgsync user of a two-way setup) are not
+	// captured. Empty means none is skipped.
+	SkipUser string
+	// HashRetention is how long, with ChangesAll, the hash of a record's
+	// copied values is kept after its last change (default 30 days).
+	HashRetention time.Duration
 	// PageLimit is the LIMIT of one keyset query, 1..2000 (default 2000).
 	PageLimit int
 	// APIBudget is the share of the source's daily API limit the poller may
@@ -67,8 +79,11 @@ type PollerConfig struct {
 	// ProbeInterval is how often a poller over budget asks GET /limits
 	// whether usage fell below the budget (default 1m).
 	ProbeInterval time.Duration
-	Metrics       *Metrics
-	Logger        *slog.Logger // nil discards
+	// Now is the clock that ends the windows of Get Deleted calls
+	// (ChangesAll; default time.Now).
+	Now     func() time.Time
+	Metrics *Metrics
+	Logger  *slog.Logger // nil discards
 }
 
 func (c *PollerConfig) defaults() error {
@@ -84,6 +99,12 @@ func (c *PollerConfig) defaults() error {
 	}
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval
+	}
+	if c.Changes == "" {
+		c.Changes = ChangesCreated
+	}
+	if c.HashRetention <= 0 {
+		c.HashRetention = DefaultHashRetention
 	}
 	switch {
 	case c.Overlap == 0:
@@ -109,6 +130,9 @@ func (c *PollerConfig) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	switch {
 	case c.Interval < 0:
 		return fmt.Errorf("capture: interval %v must be positive", c.Interval)
@@ -120,6 +144,17 @@ func (c *PollerConfig) defaults() error {
 		return fmt.Errorf("capture: publishers %d must be positive", c.Publishers)
 	case c.SkipField != "" && !event.ValidFieldName(c.SkipField):
 		return fmt.Errorf("capture: skip field %q is not a field name", clip(c.SkipField))
+	case c.Changes != ChangesCreated && c.Changes != ChangesAll:
+		return fmt.Errorf("capture: changes %q: want %q or %q", clip(c.Changes), ChangesCreated, ChangesAll)
+	case c.SkipUser != "" && c.Changes != ChangesAll:
+		return fmt.Errorf("capture: a skip user needs changes %q (with %q the skip field applies)", ChangesAll, ChangesCreated)
+	}
+	if c.SkipUser != "" {
+		u, err := salesforce.NormalizeIDWithPrefix(c.SkipUser, salesforce.PrefixUser)
+		if err != nil {
+			return fmt.Errorf("capture: skip user: %w", err)
+		}
+		c.SkipUser = u
 	}
 	if c.SourceOrg != "" {
 		org, err := salesforce.NormalizeIDWithPrefix(c.SourceOrg, salesforce.PrefixOrganization)
@@ -131,7 +166,8 @@ func (c *PollerConfig) defaults() error {
 	return nil
 }
 
-// position is a place in the (CreatedDate, Id) order.
+// position is a place in the (CreatedDate, Id) order, or with ChangesAll
+// the (SystemModstamp, Id) order.
 type position struct {
 	t  time.Time
 	id string // 18 characters; "" sorts before every record of t
@@ -159,6 +195,7 @@ type Poller struct {
 	skipWhere  string
 	cpName     string
 	seen       map[string]time.Time // published and acked by this process, within the overlap
+	all        allState             // ChangesAll only (changes.go)
 	lastProbe  time.Time
 	clearedAt  time.Time // a probe found usage below the budget at this time
 
@@ -291,6 +328,9 @@ func (p *Poller) Once(ctx context.Context) (Stats, error) {
 	defer p.runMu.Unlock()
 	var st Stats
 	err := p.cycle(ctx, &st)
+	if err != nil {
+		p.all.trusted = false // see allState
+	}
 	now := time.Now()
 	p.mu.Lock()
 	p.totals.add(st)
@@ -332,17 +372,27 @@ func (p *Poller) cycle(ctx context.Context, st *Stats) error {
 	if !cp.IsZero() {
 		from.t = cp.Time.Add(-p.cfg.Overlap)
 	}
+	capture := p.capture
+	if p.cfg.Changes == ChangesAll {
+		p.all.live = map[string]time.Time{}
+		capture = func(ctx context.Context, rows []salesforce.Record, st *Stats) (position, error) {
+			return p.captureAll(ctx, rows, cp, st)
+		}
+	}
 	first := true
 	for {
 		rows, err := p.query(ctx, p.soql(from, first), st)
 		if err != nil {
 			return err
 		}
-		last, err := p.capture(ctx, rows, st)
+		last, err := capture(ctx, rows, st)
 		if err != nil {
 			return err
 		}
 		if len(rows) < p.cfg.PageLimit {
+			if p.cfg.Changes == ChangesAll {
+				return p.afterKeyset(ctx, cp, st)
+			}
 			return nil
 		}
 		if !from.less(last) { // cannot happen with a strict keyset; never loop
@@ -362,7 +412,7 @@ func (p *Poller) capture(ctx context.Context, rows []salesforce.Record, st *Stat
 	)
 	for _, r := range rows {
 		st.Read++
-		rp, err := rowPosition(r)
+		rp, err := rowPosition(r, "CreatedDate")
 		if err != nil {
 			return last, err
 		}
@@ -392,20 +442,10 @@ func (p *Poller) capture(ctx context.Context, rows []salesforce.Record, st *Stat
 	if len(rows) == 0 {
 		return last, nil
 	}
-	p.mu.Lock()
-	cur := position{t: p.cp.Time, id: p.cp.ID}
-	p.mu.Unlock()
-	if !cur.less(last) {
-		return last, nil // a re-read of the overlap: the checkpoint never moves back
+	cp, moved, err := p.advance(last)
+	if err != nil || !moved {
+		return last, err
 	}
-	cp := store.Checkpoint{Time: last.t, ID: last.id}
-	if err := p.cfg.Store.SetCheckpoint(p.cpName, cp); err != nil {
-		return last, fmt.Errorf("capture: save checkpoint: %w", err)
-	}
-	p.mu.Lock()
-	p.cp = cp
-	p.mu.Unlock()
-	p.cfg.Metrics.setCheckpoint(cp.Time)
 	cutoff := cp.Time.Add(-p.cfg.Overlap)
 	for id, t := range p.seen {
 		if t.Before(cutoff) {
@@ -415,31 +455,55 @@ func (p *Poller) capture(ctx context.Context, rows []salesforce.Record, st *Stat
 	return last, nil
 }
 
-func rowPosition(r salesforce.Record) (position, error) {
+// advance moves the checkpoint to last, once everything up to it is
+// acknowledged; it never moves back (a re-read of the overlap).
+func (p *Poller) advance(last position) (store.Checkpoint, bool, error) {
+	p.mu.Lock()
+	cur := position{t: p.cp.Time, id: p.cp.ID}
+	p.mu.Unlock()
+	if !cur.less(last) {
+		return store.Checkpoint{}, false, nil
+	}
+	cp := store.Checkpoint{Time: last.t, ID: last.id}
+	if err := p.cfg.Store.SetCheckpoint(p.cpName, cp); err != nil {
+		return cp, false, fmt.Errorf("capture: save checkpoint: %w", err)
+	}
+	p.mu.Lock()
+	p.cp = cp
+	p.mu.Unlock()
+	p.cfg.Metrics.setCheckpoint(cp.Time)
+	return cp, true, nil
+}
+
+// rowPosition is a query row's place in the (field, Id) order, field being
+// CreatedDate or SystemModstamp.
+func rowPosition(r salesforce.Record, field string) (position, error) {
 	id, _ := r["Id"].(string)
 	id18, err := salesforce.NormalizeIDWithPrefix(id, salesforce.PrefixAccount)
 	if err != nil {
 		return position{}, fmt.Errorf("capture: query row: Id: %w", err)
 	}
-	cd, _ := r["CreatedDate"].(string)
+	cd, _ := r[field].(string)
 	t, err := event.ParseTime(cd)
 	if err != nil {
-		return position{}, fmt.Errorf("capture: record %s: CreatedDate: %w", id18, err)
+		return position{}, fmt.Errorf("capture: record %s: %s: %w", id18, field, err)
 	}
 	return position{t: t, id: id18}, nil
 }
 
 // soql is the keyset query from position from: on the first query of a
-// cycle every record at or after from.t, then strictly after from.
+// cycle every record at or after from.t, then strictly after from. The
+// keyset is on CreatedDate, or SystemModstamp with ChangesAll.
 func (p *Poller) soql(from position, first bool) string {
 	var where []string
+	key := p.keyField()
 	switch {
 	case first && from.t.IsZero():
 	case first:
-		where = append(where, "CreatedDate >= "+soqlTime(from.t))
+		where = append(where, key+" >= "+soqlTime(from.t))
 	default:
 		ts := soqlTime(from.t)
-		where = append(where, fmt.Sprintf("(CreatedDate > %s OR (CreatedDate = %s AND Id > '%s'))", ts, ts, from.id))
+		where = append(where, fmt.Sprintf("(%s > %s OR (%s = %s AND Id > '%s'))", key, ts, key, ts, from.id))
 	}
 	if p.skipWhere != "" {
 		where = append(where, p.skipWhere)
@@ -448,7 +512,7 @@ func (p *Poller) soql(from position, first bool) string {
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	return q + fmt.Sprintf(" ORDER BY CreatedDate, Id LIMIT %d", p.cfg.PageLimit)
+	return q + fmt.Sprintf(" ORDER BY %s, Id LIMIT %d", key, p.cfg.PageLimit)
 }
 
 // soqlTime writes a SOQL dateTime literal (unquoted, UTC). Salesforce
@@ -578,6 +642,9 @@ func (p *Poller) init(ctx context.Context, st *Stats) error {
 		return fmt.Errorf("capture: describe Account: %w", err)
 	}
 	cols := []string{"Id", "CreatedDate"}
+	if p.cfg.Changes == ChangesAll {
+		cols = append(cols, "SystemModstamp", "LastModifiedById")
+	}
 	var missing []string
 	for _, f := range p.cfg.Fields.Names() {
 		df, ok := d.Field(f)
@@ -585,7 +652,7 @@ func (p *Poller) init(ctx context.Context, st *Stats) error {
 			missing = append(missing, f)
 			continue
 		}
-		if !strings.EqualFold(df.Name, "Id") && !strings.EqualFold(df.Name, "CreatedDate") {
+		if !slices.ContainsFunc(cols, func(c string) bool { return strings.EqualFold(c, df.Name) }) {
 			cols = append(cols, df.Name)
 		}
 	}
@@ -593,7 +660,7 @@ func (p *Poller) init(ctx context.Context, st *Stats) error {
 		p.log.Warn("the source org has no such Account fields; they are not copied", "fields", missing)
 	}
 	skipWhere := ""
-	if p.cfg.SkipField != "" {
+	if p.cfg.SkipField != "" && p.cfg.Changes == ChangesCreated {
 		if df, ok := d.Field(p.cfg.SkipField); ok {
 			skipWhere = df.Name + " = null"
 			p.log.Info("records with the skip field set are not captured", "skip_field", df.Name)
@@ -601,12 +668,17 @@ func (p *Poller) init(ctx context.Context, st *Stats) error {
 			p.log.Info("the source org has no skip field; every record is captured", "skip_field", p.cfg.SkipField)
 		}
 	}
+	if p.cfg.Changes == ChangesAll {
+		if err := p.initAll(ctx, org, d); err != nil {
+			return err
+		}
+	}
 	p.cpName, p.skipWhere, p.selectList = name, skipWhere, strings.Join(cols, ", ")
 	p.mu.Lock()
 	p.sourceOrg, p.cp = org, cp
 	p.mu.Unlock()
 	p.cfg.Metrics.setCheckpoint(cp.Time)
-	p.log.Info("polling the source org", "source_org", org, "checkpoint_time", cp.Time, "checkpoint_id", cp.ID,
-		"fields", len(cols)-2)
+	p.log.Info("polling the source org", "source_org", org, "changes", p.cfg.Changes,
+		"checkpoint_time", cp.Time, "checkpoint_id", cp.ID, "fields", len(p.cfg.Fields.Names())-len(missing))
 	return nil
 }

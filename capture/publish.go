@@ -44,7 +44,7 @@ type Stats struct {
 	Read       int // records read (polled rows, request records, NDJSON lines with a record)
 	Published  int // records acknowledged by JetStream as new messages
 	Duplicates int // records acknowledged as duplicates of a message already in the window
-	Skipped    int // records not published: -skip-field set, or already published by this process
+	Skipped    int // records not published: -skip-field or -skip-user, already published by this process, or (-changes all, cdc) no copied field changed
 	Bad        int // records refused (invalid Id, not an object, …)
 	APICalls   int // source API calls (poll only)
 }
@@ -125,7 +125,7 @@ func publishAll(ctx context.Context, p Publisher, evs []outgoing, n int) (Stats,
 		g.Go(func() error {
 			hdr := nats.Header{}
 			hdr.Set(queue.HeaderSourceID, o.ev.SourceID)
-			dup, err := p.Publish(gctx, queue.SubjectCreated, o.ev.MsgID(), o.body, hdr)
+			dup, err := p.Publish(gctx, queue.AccountSubject(o.ev.Change(), o.ev.SourceID), o.ev.MsgID(), o.body, hdr)
 			if err != nil {
 				return fmt.Errorf("%w: publish %s: %w", ErrUnavailable, o.ev.SourceID, err)
 			}

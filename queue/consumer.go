@@ -23,7 +23,8 @@ type Consumer struct {
 	log *slog.Logger
 }
 
-// Consumer returns the durable pull consumer "workers", creating it if it is
+// Consumer returns the legacy durable pull consumer "workers" (the layout
+// before partitions; Partitions replaces it), creating it if it is
 // missing: AckWait and MaxAckPending from Config, MaxDeliver -1 (unlimited;
 // the worker enforces -max-deliver), explicit acks, DeliverAll, filter
 // orgsync.account.>. An existing consumer is used as it is: it is never
@@ -197,35 +198,4 @@ func nakDelay(numDelivered uint64, u float64) time.Duration {
 	}
 	j := time.Duration(float64(d) * nakDelayJitter * (2*u - 1))
 	return min(d+j, nakDelayMax)
-}
-
-// Pause stops delivery to every worker of the pool until until (server-side
-// PauseConsumer): pending fetches get nothing and expire at their max wait,
-// acks, naks and InProgress keep working. An until that is not in the future
-// resumes at once. It returns an error wrapping ErrNoConsumer if the consumer
-// does not exist.
-func (q *Queue) Pause(ctx context.Context, until time.Time) error {
-	if _, err := q.js.PauseConsumer(ctx, Stream, ConsumerName, until); err != nil {
-		return consumerErr("pause", err)
-	}
-	return nil
-}
-
-// Resume ends a pause for the whole pool. It returns an error wrapping
-// ErrNoConsumer if the consumer does not exist.
-func (q *Queue) Resume(ctx context.Context) error {
-	if _, err := q.js.ResumeConsumer(ctx, Stream, ConsumerName); err != nil {
-		return consumerErr("resume", err)
-	}
-	return nil
-}
-
-// Paused reports whether the pool is paused now. It returns an error
-// wrapping ErrNoConsumer if the consumer does not exist.
-func (q *Queue) Paused(ctx context.Context) (bool, error) {
-	c, err := q.js.Consumer(ctx, Stream, ConsumerName)
-	if err != nil {
-		return false, consumerErr("paused", err)
-	}
-	return c.CachedInfo().Paused, nil
 }

@@ -27,6 +27,11 @@ type DeadLetter struct {
 	// Attempts is the number of deliveries; when 0, the message's
 	// NumDelivered is used.
 	Attempts int
+	// Keep leaves the message unsettled when the DLQ publish fails, for a
+	// caller that retries it in process (an ordered partition must not let
+	// the record's later events overtake it); otherwise it is nak'ed with
+	// Config.DeadLetterNakDelay.
+	Keep bool
 }
 
 // DeadLetter copies m to ORGSYNC_DLQ and, once the DLQ acknowledged the copy,
@@ -46,9 +51,16 @@ type DeadLetter struct {
 // when they apply). A message without JetStream metadata yields an error
 // wrapping ErrNotJetStream, after the same nak.
 func (q *Queue) DeadLetter(ctx context.Context, m jetstream.Msg, dl DeadLetter) error {
+	if dl.Keep {
+		return q.deadLetter(ctx, m, dl, func(_ jetstream.Msg, err error) error { return err })
+	}
+	return q.deadLetter(ctx, m, dl, q.dlqFailed)
+}
+
+func (q *Queue) deadLetter(ctx context.Context, m jetstream.Msg, dl DeadLetter, dlqFailed func(jetstream.Msg, error) error) error {
 	md, err := m.Metadata()
 	if err != nil {
-		return q.dlqFailed(m, fmt.Errorf("queue: dead-letter: %w: %w", ErrNotJetStream, err))
+		return dlqFailed(m, fmt.Errorf("queue: dead-letter: %w: %w", ErrNotJetStream, err))
 	}
 	out := nats.NewMsg(dlqSubject(m.Subject()))
 	out.Data = m.Data()
@@ -76,12 +88,12 @@ func (q *Queue) DeadLetter(ctx context.Context, m jetstream.Msg, dl DeadLetter) 
 	msgID := Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10)
 	ack, err := q.js.PublishMsg(ctx, out, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(DLQStream))
 	if err != nil {
-		return q.dlqFailed(m, publishErr(op, DLQStream, err))
+		return dlqFailed(m, publishErr(op, DLQStream, err))
 	}
 	if ack.Duplicate {
 		clash, err := q.dlqClash(ctx, ack.Sequence, m)
 		if err != nil {
-			return q.dlqFailed(m, fmt.Errorf("queue: %s: check the duplicate: %w", op, err))
+			return dlqFailed(m, fmt.Errorf("queue: %s: check the duplicate: %w", op, err))
 		}
 		if clash {
 			// ORGSYNC was re-created inside the duplicate window and its
@@ -91,7 +103,7 @@ func (q *Queue) DeadLetter(ctx context.Context, m jetstream.Msg, dl DeadLetter) 
 			q.log.Warn("queue: dead-letter key already used by another message (was ORGSYNC re-created?)",
 				logKeyStream, DLQStream, "dlq_seq", ack.Sequence, "msg_id", msgID)
 			if _, err := q.js.PublishMsg(ctx, out, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(DLQStream)); err != nil {
-				return q.dlqFailed(m, publishErr(op, DLQStream, err))
+				return dlqFailed(m, publishErr(op, DLQStream, err))
 			}
 		}
 	}

@@ -204,7 +204,7 @@ func TestListDLQ(t *testing.T) {
 	if err := json.Unmarshal(b, &obj); err != nil {
 		t.Fatalf("Unmarshal: %v", err)
 	}
-	want := []string{"attempts", "code", "failed_at", "message", "source_id", "stream_seq"}
+	want := []string{"attempts", "change", "code", "failed_at", "message", "source_id", "stream_seq"}
 	if len(obj) != len(want) {
 		t.Errorf("JSON = %s, want exactly the keys %v", b, want)
 	}

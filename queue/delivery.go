@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,10 +28,20 @@ type Delivery struct {
 	Pending uint64
 	// Received is when this worker got it.
 	Received time.Time
+	// Partition is the ORGSYNC partition it came from (-1 from the legacy
+	// consumer "workers").
+	Partition int
+
+	// fence is set once this worker lost the lease of the message's
+	// partition: InProgress and Hold then stop keeping it alive.
+	fence *atomic.Bool
 }
 
+// fenced reports whether the lease of d's partition was lost.
+func (d *Delivery) fenced() bool { return d.fence != nil && d.fence.Load() }
+
 func newDelivery(m jetstream.Msg, now time.Time) *Delivery {
-	d := &Delivery{msg: m, NumDelivered: 1, Subject: m.Subject(), Received: now}
+	d := &Delivery{msg: m, NumDelivered: 1, Subject: m.Subject(), Received: now, Partition: -1}
 	if md, err := m.Metadata(); err == nil {
 		d.Seq, d.NumDelivered = md.Sequence.Stream, int(min(md.NumDelivered, uint64(1<<31-1)))
 		d.Pending = md.NumPending
@@ -71,8 +82,15 @@ func (d *Delivery) AckSync(ctx context.Context) error {
 // redelivery raises NumDelivered.
 func (d *Delivery) Retry(delay time.Duration) error { return Nak(d.msg, delay) }
 
-// InProgress restarts the message's ack wait.
-func (d *Delivery) InProgress() error { return d.msg.InProgress() }
+// InProgress restarts the message's ack wait. Once this worker lost the
+// lease of the message's partition it does nothing and returns
+// ErrLeaseLost: the message must become redeliverable to the new holder.
+func (d *Delivery) InProgress() error {
+	if d.fenced() {
+		return ErrLeaseLost
+	}
+	return d.msg.InProgress()
+}
 
 // DeadLetterDelivery is DeadLetter for a Delivery: publish to the DLQ, wait
 // for its ack, then terminate the original (nak'ed instead when the DLQ
@@ -100,7 +118,8 @@ func (c *Consumer) Deliveries(ctx context.Context, batchSize int, maxWait time.D
 
 // Hold sends InProgress for each of ds every interval, so their ack wait
 // never expires while they are being written or held through a pause, until
-// stop is called. A non-positive interval means 10s. stop waits for the
+// stop is called; it skips the deliveries of a partition whose lease this
+// worker lost. A non-positive interval means 10s. stop waits for the
 // heartbeat goroutine to end and may be called more than once.
 func Hold(ds []*Delivery, interval time.Duration) (stop func()) {
 	if interval <= 0 {
@@ -122,7 +141,9 @@ func Hold(ds []*Delivery, interval time.Duration) (stop func()) {
 						return
 					default:
 					}
-					_ = d.msg.InProgress()
+					if !d.fenced() {
+						_ = d.msg.InProgress()
+					}
 				}
 			}
 		}

@@ -31,6 +31,23 @@ var (
 	// ErrInvalidConfig is returned by New for a Config that Validate rejects.
 	ErrInvalidConfig = errors.New("queue: invalid config")
 
+	// ErrLegacyLayout is returned by Queue.Partitions when ORGSYNC still has
+	// the layout of before partitions: the consumer "workers", or no subject
+	// transform. `worker migrate` moves it to the partitioned layout.
+	ErrLegacyLayout = errors.New("queue: ORGSYNC has the single-consumer layout of an older orgsync (consumer \"workers\" or no partition transform): stop the old workers and run `worker migrate`")
+
+	// ErrOldWorkersRunning is returned by Migrate while the consumer
+	// "workers" has pull requests waiting: an old worker still runs.
+	ErrOldWorkersRunning = errors.New("queue: the consumer \"workers\" has pull requests waiting: an old worker is still running; stop every old worker first")
+
+	// ErrStopped is returned by Partitions.Next once the Partitions stopped
+	// (Run returned or is shutting down).
+	ErrStopped = errors.New("queue: partitions stopped")
+
+	// ErrLeaseLost is returned by Delivery.InProgress once this worker lost
+	// the lease of the delivery's partition.
+	ErrLeaseLost = errors.New("queue: the partition's lease was lost")
+
 	// ErrNotJetStream is returned by DeadLetter for a message that carries
 	// no JetStream metadata (it did not come from a consumer).
 	ErrNotJetStream = errors.New("queue: message has no jetstream metadata")
@@ -88,17 +105,21 @@ func streamErr(op, stream string, err error) error {
 	return fmt.Errorf("queue: %s %s: %w", op, stream, err)
 }
 
-// consumerErr wraps an error of a consumer look-up or consumer operation.
-func consumerErr(op string, err error) error {
+// consumerErr wraps an error of a consumer look-up or consumer operation on
+// the legacy consumer "workers".
+func consumerErr(op string, err error) error { return consumerNamedErr(op, ConsumerName, err) }
+
+// consumerNamedErr wraps an error of an operation on consumer name.
+func consumerNamedErr(op, name string, err error) error {
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrConsumerDoesNotExist),
 		errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("queue: %s: %w: %s > %s: %w", op, ErrNoConsumer, Stream, ConsumerName, err)
+		return fmt.Errorf("queue: %s: %w: %s > %s: %w", op, ErrNoConsumer, Stream, name, err)
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("queue: %s: %w: %s", op, ErrNoStream, Stream)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("queue: %s: %w", op, err)
 	default:
-		return fmt.Errorf("queue: %s %s > %s: %w", op, Stream, ConsumerName, err)
+		return fmt.Errorf("queue: %s %s > %s: %w", op, Stream, name, err)
 	}
 }

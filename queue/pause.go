@@ -121,14 +121,9 @@ func (q *Queue) ClearPause(ctx context.Context, kind string) error {
 // PoolState reads whether the pool is paused and the recorded causes.
 func (q *Queue) PoolState(ctx context.Context) (PoolPause, error) {
 	var p PoolPause
-	c, err := q.js.Consumer(ctx, Stream, ConsumerName)
-	if err != nil {
-		return p, consumerErr("pool state", err)
-	}
-	info := c.CachedInfo()
-	p.Paused = info.Paused
-	if info.Paused {
-		p.Until = time.Now().Add(info.PauseRemaining)
+	var err error
+	if p.Paused, p.Until, err = q.pausedUntil(ctx, "pool state"); err != nil {
+		return p, err
 	}
 	kv, err := q.pauseKV(ctx, false)
 	if err != nil {
@@ -161,4 +156,75 @@ func (q *Queue) PoolState(ctx context.Context) (PoolPause, error) {
 	}
 	sort.Slice(p.Causes, func(i, j int) bool { return p.Causes[i].Kind < p.Causes[j].Kind })
 	return p, nil
+}
+
+// Pause stops delivery to every worker of the pool until until (server-side
+// PauseConsumer on every partition consumer, or on the legacy "workers"):
+// pending fetches get nothing and expire at their max wait, acks, naks and
+// InProgress keep working. An until that is not in the future resumes at
+// once. It returns an error wrapping ErrNoConsumer if the pool has no
+// consumer.
+func (q *Queue) Pause(ctx context.Context, until time.Time) error {
+	return q.eachPoolConsumer(ctx, "pause", func(name string) error {
+		_, err := q.js.PauseConsumer(ctx, Stream, name, until)
+		return err
+	})
+}
+
+// Resume ends a pause for the whole pool. It returns an error wrapping
+// ErrNoConsumer if the pool has no consumer.
+func (q *Queue) Resume(ctx context.Context) error {
+	return q.eachPoolConsumer(ctx, "resume", func(name string) error {
+		_, err := q.js.ResumeConsumer(ctx, Stream, name)
+		return err
+	})
+}
+
+// eachPoolConsumer calls fn for every consumer of the pool; a consumer
+// deleted meanwhile is skipped.
+func (q *Queue) eachPoolConsumer(ctx context.Context, op string, fn func(name string) error) error {
+	infos, err := q.poolConsumers(ctx)
+	if err != nil {
+		return err
+	}
+	if len(infos) == 0 {
+		return fmt.Errorf("queue: %s: %w: %s has no worker consumer", op, ErrNoConsumer, Stream)
+	}
+	for _, info := range infos {
+		if err := fn(info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return consumerNamedErr(op, info.Name, err)
+		}
+	}
+	return nil
+}
+
+// Paused reports whether the pool is paused now (any of its consumers is).
+// It returns an error wrapping ErrNoConsumer if the pool has no consumer.
+func (q *Queue) Paused(ctx context.Context) (bool, error) {
+	paused, _, err := q.pausedUntil(ctx, "paused")
+	return paused, err
+}
+
+// pausedUntil reports whether any consumer of the pool is paused, and the
+// latest end of those pauses.
+func (q *Queue) pausedUntil(ctx context.Context, op string) (bool, time.Time, error) {
+	infos, err := q.poolConsumers(ctx)
+	if err != nil {
+		return false, time.Time{}, err
+	}
+	if len(infos) == 0 {
+		return false, time.Time{}, fmt.Errorf("queue: %s: %w: %s has no worker consumer", op, ErrNoConsumer, Stream)
+	}
+	var paused bool
+	var until time.Time
+	now := time.Now()
+	for _, info := range infos {
+		if info.Paused {
+			paused = true
+			if u := now.Add(info.PauseRemaining); u.After(until) {
+				until = u
+			}
+		}
+	}
+	return paused, until, nil
 }

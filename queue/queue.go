@@ -1,9 +1,10 @@
 // Package queue is orgsync's JetStream layer: the streams ORGSYNC (a work
-// queue of account events) and ORGSYNC_DLQ (dead letters), the durable pull
-// consumer "workers" shared by every worker process, publish with
-// deduplication, batch fetch, the acknowledgement helpers, dead-letter
-// publish, streamed listing and replay of the DLQ, and pausing the whole
-// pool. The in-process JetStream server for tests and the demo is
+// queue of account events, partitioned by source record) and ORGSYNC_DLQ
+// (dead letters), one durable pull consumer per partition with leases that
+// say which worker fetches it (Partitions, docs/ordering.md), publish with
+// deduplication, the acknowledgement helpers, dead-letter publish, streamed
+// listing and replay of the DLQ, pausing the whole pool, and the migration
+// from the single consumer "workers" of older versions (Migrate). The in-process JetStream server for tests and the demo is
 // internal/natsembed (queue/queuetest wraps it for tests): production
 // binaries do not link the NATS server.
 //
@@ -15,7 +16,6 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -27,8 +27,10 @@ import (
 const (
 	Stream    = "ORGSYNC"     // work-queue stream of account events
 	DLQStream = "ORGSYNC_DLQ" // dead letters, kept until replayed or purged
-	// ConsumerName is the durable pull consumer shared by the pool. (It
-	// cannot be called Consumer: that is the type Queue.Consumer returns.)
+	// ConsumerName is the single durable pull consumer of older versions,
+	// kept for Migrate and tests; the partition consumers are named
+	// ConsumerFor(p). (It cannot be called Consumer: that is the type
+	// Queue.Consumer returns.)
 	ConsumerName = "workers"
 )
 
@@ -85,6 +87,15 @@ const (
 	// DefaultDeadLetterNakDelay is how long DeadLetter delays the
 	// redelivery of a message whose DLQ publish failed.
 	DefaultDeadLetterNakDelay = 5 * time.Second
+	// DefaultPartitions is the number of partitions of a new ORGSYNC.
+	DefaultPartitions = 16
+	// MaxPartitions bounds Config.Partitions.
+	MaxPartitions = 1024
+	// DefaultLeaseTTL is how long a partition lease outlives its holder's
+	// last renewal.
+	DefaultLeaseTTL = 15 * time.Second
+	// MinLeaseTTL is the shortest Config.LeaseTTL.
+	MinLeaseTTL = time.Second
 )
 
 // Config configures a Queue. The zero value of every field means its default.
@@ -101,6 +112,13 @@ type Config struct {
 	// DeadLetterNakDelay delays the redelivery of a message whose DLQ publish
 	// failed. Default 5s.
 	DeadLetterNakDelay time.Duration
+	// Partitions is the number of partitions of ORGSYNC when New creates it
+	// (-partitions). An existing stream keeps its own: Config() reports the
+	// stream's. Default 16, at most MaxPartitions.
+	Partitions int
+	// LeaseTTL is how long a partition lease outlives its holder's last
+	// renewal (-lease-ttl). Default 15s, at least MinLeaseTTL.
+	LeaseTTL time.Duration
 	// Logger receives the differences between existing and wanted streams or
 	// consumer, and Fetch problems. Nil discards.
 	Logger *slog.Logger
@@ -122,6 +140,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Replicas %d (want 1 to 5)", ErrInvalidConfig, c.Replicas)
 	case c.DeadLetterNakDelay < 0:
 		return fmt.Errorf("%w: DeadLetterNakDelay %s is negative", ErrInvalidConfig, c.DeadLetterNakDelay)
+	case c.Partitions < 0 || c.Partitions > MaxPartitions:
+		return fmt.Errorf("%w: Partitions %d (want 1 to %d)", ErrInvalidConfig, c.Partitions, MaxPartitions)
+	case c.LeaseTTL != 0 && c.LeaseTTL < MinLeaseTTL:
+		return fmt.Errorf("%w: LeaseTTL %s is below %s", ErrInvalidConfig, c.LeaseTTL, MinLeaseTTL)
 	}
 	return nil
 }
@@ -142,6 +164,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DeadLetterNakDelay == 0 {
 		c.DeadLetterNakDelay = DefaultDeadLetterNakDelay
+	}
+	if c.Partitions == 0 {
+		c.Partitions = DefaultPartitions
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -174,8 +202,12 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Queue, error
 	cfg = cfg.withDefaults()
 	q := &Queue{js: js, cfg: cfg, log: cfg.Logger}
 	for _, want := range []jetstream.StreamConfig{q.streamConfig(), q.dlqConfig()} {
-		if err := q.ensureStream(ctx, want); err != nil {
+		have, err := q.ensureStream(ctx, want)
+		if err != nil {
 			return nil, err
+		}
+		if want.Name == Stream {
+			q.adoptLayout(have)
 		}
 	}
 	return q, nil
@@ -201,9 +233,11 @@ type Backlog struct {
 	DLQ uint64
 }
 
-// Backlog reads ORGSYNC, ORGSYNC_DLQ and the consumer. When the consumer does
-// not exist yet, Pending is the number of messages in ORGSYNC and AckPending
-// is 0. It returns an error wrapping ErrNoStream if a stream is missing.
+// Backlog reads ORGSYNC, ORGSYNC_DLQ and the pool's consumers (the
+// partition consumers, or the legacy "workers"). AckPending sums theirs;
+// Pending is every other message of ORGSYNC (a work queue holds nothing
+// else), so it is right before any consumer exists too. It returns an error
+// wrapping ErrNoStream if a stream is missing.
 func (q *Queue) Backlog(ctx context.Context) (Backlog, error) {
 	var b Backlog
 	main, err := q.streamInfo(ctx, Stream)
@@ -218,17 +252,14 @@ func (q *Queue) Backlog(ctx context.Context) (Backlog, error) {
 		return b, err
 	}
 	b.DLQ = dlq.State.Msgs
-	c, err := q.js.Consumer(ctx, Stream, ConsumerName)
+	infos, err := q.poolConsumers(ctx)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			b.Pending = main.State.Msgs
-			return b, nil
-		}
-		return b, consumerErr("backlog", err)
+		return b, err
 	}
-	info := c.CachedInfo()
-	b.Pending = info.NumPending
-	b.AckPending = uint64(max(info.NumAckPending, 0))
+	for _, info := range infos {
+		b.AckPending += uint64(max(info.NumAckPending, 0))
+	}
+	b.Pending = main.State.Msgs - min(b.AckPending, main.State.Msgs)
 	return b, nil
 }
 

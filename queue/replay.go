@@ -20,13 +20,22 @@ type Entry struct {
 	// Subject is the entry's subject in ORGSYNC_DLQ
 	// (orgsync.dlq.account.created).
 	Subject string `json:"-"`
-	// OriginalSubject is the subject it was consumed from, and where Replay
-	// republishes it (orgsync.account.created).
+	// OriginalSubject is the subject it was consumed from
+	// (orgsync.account.updated.<source_id>.<p>, or a legacy
+	// orgsync.account.created).
 	OriginalSubject string `json:"-"`
+	// ReplaySubject is where Replay republishes it: the original subject
+	// without its partition (orgsync.account.<change>.<source_id>), so that
+	// ORGSYNC partitions it again; a legacy orgsync.account.created or
+	// orgsync.account.link gets its source ID appended.
+	ReplaySubject string `json:"-"`
 	// OriginalSeq is its sequence in ORGSYNC (0 if unknown).
 	OriginalSeq uint64 `json:"-"`
 	// SourceID is the source record's ID (Orgsync-Source-Id).
 	SourceID string `json:"source_id"`
+	// Change is the event's change ("created", "updated", "deleted",
+	// "undeleted", "link"): from the original subject, or the body's type.
+	Change string `json:"change"`
 	// SourceOrg is the body's "source_org", or "unknown".
 	SourceOrg string `json:"-"`
 	// Code and Message describe the failure.
@@ -82,7 +91,49 @@ func entryFrom(seq uint64, subject string, h nats.Header, data []byte, stored ti
 	} else {
 		e.OriginalSubject = SubjectCreated
 	}
+	e.Change = changeOf(e.OriginalSubject, data)
+	e.ReplaySubject = replayTarget(e.OriginalSubject, e.SourceID)
 	return e
+}
+
+// accountPrefix starts every account event subject.
+const accountPrefix = "orgsync.account."
+
+// changeOf is the change token of an event on subject: the subject's third
+// token, or else the body's type (account.<change>).
+func changeOf(subject string, body []byte) string {
+	if rest, ok := strings.CutPrefix(subject, accountPrefix); ok {
+		if change, _, _ := strings.Cut(rest, "."); change != "" {
+			return change
+		}
+	}
+	change, _ := strings.CutPrefix(bodyString(body, "type"), "account.")
+	return change
+}
+
+// replayTarget is where a dead letter consumed from original goes back:
+// orgsync.account.<change>.<source_id>.<p> loses its partition, a legacy
+// orgsync.account.<change> gains the source ID (when it can be a subject
+// token); anything else is kept.
+func replayTarget(original, sourceID string) string {
+	rest, ok := strings.CutPrefix(original, accountPrefix)
+	if !ok {
+		return original
+	}
+	tokens := strings.Split(rest, ".")
+	switch {
+	case len(tokens) == 3 && isPartitionToken(tokens[2]):
+		return accountPrefix + tokens[0] + "." + tokens[1]
+	case len(tokens) == 1 && subjectToken(strings.TrimSpace(sourceID)):
+		return AccountSubject(tokens[0], strings.TrimSpace(sourceID))
+	}
+	return original
+}
+
+// isPartitionToken reports whether s is a partition number.
+func isPartitionToken(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && strconv.Itoa(n) == s
 }
 
 // ScanDLQ calls fn for each entry of ORGSYNC_DLQ in sequence order, up to
@@ -224,8 +275,10 @@ type ReplayResult struct {
 //   - it works on a snapshot, ORGSYNC_DLQ's last sequence when it starts, so
 //     entries added meanwhile (e.g. a replayed event failing again) wait for
 //     the next replay, and replay cannot loop;
-//   - each matching entry goes back to its original subject
-//     (orgsync.dlq.account.X → orgsync.account.X) with its body and original
+//   - each matching entry goes back to its original subject without the
+//     partition (Entry.ReplaySubject: orgsync.dlq.account.updated.<id>.<p> →
+//     orgsync.account.updated.<id>, which ORGSYNC partitions again;
+//     orgsync.dlq.account.created → orgsync.account.created.<id>) with its body and original
 //     headers, Nats-Msg-Id <source_org>:<source_id>:replay:<dlq sequence> (a
 //     fresh key: the original may still sit in the duplicate window and be
 //     dropped silently) and Orgsync-Replay-Of <dlq sequence>;
@@ -264,7 +317,7 @@ func (q *Queue) Replay(ctx context.Context, opt ReplayOptions) (ReplayResult, er
 
 // replayOne republishes e and deletes it from the DLQ.
 func (q *Queue) replayOne(ctx context.Context, dlq jetstream.Stream, e Entry) error {
-	m := nats.NewMsg(e.OriginalSubject)
+	m := nats.NewMsg(e.ReplaySubject)
 	m.Data = e.Data
 	m.Header = cloneHeader(e.Header, HeaderErrorCode, HeaderErrorMessage, HeaderAttempts,
 		HeaderFailedAt, HeaderOriginalSubject, HeaderOriginalSeq, HeaderReplayOf)
@@ -276,7 +329,7 @@ func (q *Queue) replayOne(ctx context.Context, dlq jetstream.Stream, e Entry) er
 	}
 	msgID := e.SourceOrg + ":" + sourceID + ":replay:" + seq
 	if _, err := q.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(Stream)); err != nil {
-		return publishErr(fmt.Sprintf("replay dlq seq %d to %s", e.Seq, e.OriginalSubject), Stream, err)
+		return publishErr(fmt.Sprintf("replay dlq seq %d to %s", e.Seq, e.ReplaySubject), Stream, err)
 	}
 	if err := dlq.DeleteMsg(ctx, e.Seq); err != nil && !deletedAlready(err) {
 		return streamErr(fmt.Sprintf("replay: republished dlq seq %d, but delete it", e.Seq), DLQStream, err)

@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -48,8 +50,9 @@ func TestReplay_RepublishesAndDeletes(t *testing.T) {
 	want := []struct {
 		subject, msgID, replayOf, body string
 	}{
-		{SubjectCreated, testOrg + ":" + testID1 + ":replay:1", "1", string(event(testOrg, testID1, "N"))},
-		{SubjectLink, "unknown:" + testID2 + ":replay:2", "2", "not json"},
+		// Legacy subjects go back with the record, and ORGSYNC partitions them.
+		{PartitionedSubject("created", testID1, PartitionOf(testID1, DefaultPartitions)), testOrg + ":" + testID1 + ":replay:1", "1", string(event(testOrg, testID1, "N"))},
+		{PartitionedSubject("link", testID2, PartitionOf(testID2, DefaultPartitions)), "unknown:" + testID2 + ":replay:2", "2", "not json"},
 	}
 	for i, w := range want {
 		m := got[i]
@@ -277,5 +280,71 @@ func TestReplay_EachErrorStops(t *testing.T) {
 	}
 	if n := streamMsgs(t, ts.js, DLQStream); n != 1 {
 		t.Errorf("DLQ holds %d entries, want 1 (seq 3)", n)
+	}
+}
+
+// Ensure that a dead letter keeps its partitioned subject in the DLQ, that
+// replay strips the partition (the stream partitions it again), and what
+// Change and ReplaySubject say for each kind of original subject.
+func TestReplay_PartitionedSubject(t *testing.T) {
+	ts, q := partitionedQueue(t, 4)
+	ps, err := q.Partitions(t.Context(), PartitionsConfig{WorkerID: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ps.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	id := recordID(3)
+	p := PartitionOf(id, 4)
+	mustPublish(t, q, AccountSubject("deleted", id), "d1", []byte(`{"v":1,"type":"account.deleted","source_org":"00D","source_id":"`+id+`"}`), nil)
+	lot, err := ps.Next(ctxTimeout(t, 10*time.Second), 10, 0)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	if err := q.DeadLetterDelivery(t.Context(), lot.Deliveries[0], DeadLetter{Code: "ENTITY_IS_DELETED"}); err != nil {
+		t.Fatalf("DeadLetterDelivery: %v", err)
+	}
+	lot.Done()
+	entries, err := q.ListDLQ(t.Context())
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("ListDLQ = %v, %v", entries, err)
+	}
+	e := entries[0]
+	stored := PartitionedSubject("deleted", id, p)
+	if e.Subject != "orgsync.dlq.account.deleted."+id+"."+strconv.Itoa(p) || e.OriginalSubject != stored ||
+		e.ReplaySubject != AccountSubject("deleted", id) || e.Change != "deleted" || e.SourceID != id {
+		t.Errorf("entry subject %s, original %s, replay %s, change %s, source %s", e.Subject, e.OriginalSubject, e.ReplaySubject, e.Change, e.SourceID)
+	}
+	if _, err := q.Replay(t.Context(), ReplayOptions{}); err != nil {
+		t.Fatalf("Replay: %v", err)
+	}
+	s, _ := ts.js.Stream(t.Context(), Stream)
+	m, err := s.GetLastMsgForSubject(t.Context(), stored)
+	if err != nil || m.Header.Get(HeaderReplayOf) != "1" {
+		t.Fatalf("replayed message on %s: %v, %v", stored, m, err)
+	}
+
+	tests := []struct {
+		original, sourceID, body, change, replay string
+	}{
+		{"orgsync.account.updated.001A.7", "001A", "", "updated", "orgsync.account.updated.001A"},
+		{"orgsync.account.undeleted.001A", "001A", "", "undeleted", "orgsync.account.undeleted.001A"},
+		{"orgsync.account.created", "001A", "", "created", "orgsync.account.created.001A"},
+		{"orgsync.account.link", "001A", "", "link", "orgsync.account.link.001A"},
+		{"orgsync.account.created", "", "", "created", "orgsync.account.created"},
+		{"orgsync.account.created", "bad id", "", "created", "orgsync.account.created"},
+		{"orgsync.other.thing", "001A", `{"type":"account.updated"}`, "updated", "orgsync.other.thing"},
+	}
+	for _, tt := range tests {
+		h := nats.Header{}
+		h.Set(HeaderOriginalSubject, tt.original)
+		h.Set(HeaderSourceID, tt.sourceID)
+		e := entryFrom(1, "x.y", h, []byte(tt.body), time.Now())
+		if e.Change != tt.change || e.ReplaySubject != tt.replay {
+			t.Errorf("%s (source %q): change %q, replay %q; want %q, %q", tt.original, tt.sourceID, e.Change, e.ReplaySubject, tt.change, tt.replay)
+		}
 	}
 }

@@ -37,7 +37,8 @@ func (q *Queue) streamConfig() jetstream.StreamConfig {
 		Duplicates:  q.cfg.Duplicates,
 		Replicas:    q.cfg.Replicas,
 		// Lets `nats stream view ORGSYNC` page a work-queue stream.
-		AllowDirect: true,
+		AllowDirect:      true,
+		SubjectTransform: partitionTransform(q.cfg.Partitions),
 	}
 }
 
@@ -76,8 +77,9 @@ func (q *Queue) consumerConfig() jetstream.ConsumerConfig {
 }
 
 // ensureStream creates the stream want describes if it does not exist, and
-// logs the differences of an existing one.
-func (q *Queue) ensureStream(ctx context.Context, want jetstream.StreamConfig) error {
+// logs the differences of an existing one. It returns the stream's
+// configuration as found or created.
+func (q *Queue) ensureStream(ctx context.Context, want jetstream.StreamConfig) (jetstream.StreamConfig, error) {
 	s, err := q.js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		s, err = q.js.CreateStream(ctx, want)
@@ -86,17 +88,21 @@ func (q *Queue) ensureStream(ctx context.Context, want jetstream.StreamConfig) e
 			s, err = q.js.Stream(ctx, want.Name)
 		} else if err == nil {
 			q.log.Info("queue: created stream", logKeyStream, want.Name)
-			return nil
+			return s.CachedInfo().Config, nil
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("queue: ensure stream %s: %w", want.Name, err)
+		return jetstream.StreamConfig{}, fmt.Errorf("queue: ensure stream %s: %w", want.Name, err)
 	}
-	for _, d := range streamDiff(s.CachedInfo().Config, want) {
+	have := s.CachedInfo().Config
+	for _, d := range streamDiff(have, want) {
+		if d.field == "SubjectTransform" {
+			continue // adoptLayout says what it means
+		}
 		q.log.Warn("queue: existing stream differs from the wanted configuration; using it as it is",
 			logKeyStream, want.Name, logKeyField, d.field, logKeyExisting, d.have, logKeyWanted, d.want)
 	}
-	return nil
+	return have, nil
 }
 
 // ensureConsumer returns the consumer "workers", creating it if missing; the
@@ -148,7 +154,17 @@ func streamDiff(have, want jetstream.StreamConfig) []difference {
 	add("MaxBytes", have.MaxBytes, want.MaxBytes, normLimit(have.MaxBytes) != normLimit(want.MaxBytes))
 	add("Duplicates", have.Duplicates, want.Duplicates, have.Duplicates != want.Duplicates)
 	add("Replicas", have.Replicas, want.Replicas, max(have.Replicas, 1) != max(want.Replicas, 1))
+	add("SubjectTransform", transformString(have.SubjectTransform), transformString(want.SubjectTransform),
+		transformString(have.SubjectTransform) != transformString(want.SubjectTransform))
 	return d
+}
+
+// transformString shows a subject transform in a log line.
+func transformString(t *jetstream.SubjectTransformConfig) string {
+	if t == nil {
+		return "none"
+	}
+	return t.Source + " -> " + t.Destination
 }
 
 // consumerDiff lists the fields of have that differ from want, among those
@@ -183,14 +199,4 @@ func normLimit(n int64) int64 {
 		return -1
 	}
 	return n
-}
-
-// DeleteConsumer deletes the durable consumer "workers" (an operator's
-// reset; running workers create it again). It returns an error wrapping
-// ErrNoConsumer when there is none.
-func (q *Queue) DeleteConsumer(ctx context.Context) error {
-	if err := q.js.DeleteConsumer(ctx, Stream, ConsumerName); err != nil {
-		return consumerErr("delete consumer", err)
-	}
-	return nil
 }

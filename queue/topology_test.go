@@ -211,6 +211,11 @@ func TestConfig_Validate(t *testing.T) {
 		{"ack pending below -1", Config{MaxAckPending: -2}, true},
 		{"tiny window", Config{Duplicates: time.Millisecond}, true},
 		{"six replicas", Config{Replicas: 6}, true},
+		{"1024 partitions", Config{Partitions: 1024}, false},
+		{"1025 partitions", Config{Partitions: 1025}, true},
+		{"negative partitions", Config{Partitions: -1}, true},
+		{"lease TTL 1s", Config{LeaseTTL: time.Second}, false},
+		{"lease TTL below 1s", Config{LeaseTTL: 999 * time.Millisecond}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

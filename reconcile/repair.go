@@ -13,10 +13,11 @@ import (
 )
 
 // QueuePublisher publishes repairs to JetStream as `producer poll` would
-// publish the record (subject orgsync.account.created, the same body), with
-// a dedup key of its own, "<source_org>:<source_id>:repair:<run id>", so the
-// duplicate window does not swallow them, and the HeaderRepair header, so a
-// worker writes them even when its ID map knows the record.
+// publish the record (subject orgsync.account.created.<source_id>, the same
+// body), with a dedup key of its own,
+// "<source_org>:<source_id>:repair:<run id>", so the duplicate window does
+// not swallow them, and the HeaderRepair header, so a worker writes them even
+// when its ID map knows the record.
 type QueuePublisher struct {
 	Queue interface {
 		Publish(ctx context.Context, subject, msgID string, body []byte, hdr nats.Header) (bool, error)
@@ -45,7 +46,7 @@ func (p *QueuePublisher) Publish(ctx context.Context, ev event.Event) error {
 	hdr := nats.Header{}
 	hdr.Set(queue.HeaderSourceID, ev.SourceID)
 	hdr.Set(queue.HeaderRepair, p.RunID)
-	if _, err := p.Queue.Publish(ctx, queue.SubjectCreated, RepairMsgID(ev, p.RunID), body, hdr); err != nil {
+	if _, err := p.Queue.Publish(ctx, queue.AccountSubject(ev.Change(), ev.SourceID), RepairMsgID(ev, p.RunID), body, hdr); err != nil {
 		return err
 	}
 	return nil
@@ -70,6 +71,6 @@ func (d *DryRun) Publish(_ context.Context, ev event.Event) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	_, err = fmt.Fprintf(d.W, "would publish %s %s %s\n", queue.SubjectCreated, RepairMsgID(ev, d.RunID), body)
+	_, err = fmt.Fprintf(d.W, "would publish %s %s %s\n", queue.AccountSubject(ev.Change(), ev.SourceID), RepairMsgID(ev, d.RunID), body)
 	return err
 }

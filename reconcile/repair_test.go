@@ -25,7 +25,7 @@ func repairEventOf(t *testing.T, id string) event.Event {
 	return ev
 }
 
-// Repairs land on orgsync.account.created with the poll body, a key of
+// Repairs land on orgsync.account.created.<source_id> with the poll body, a key of
 // their own (a created event of the same record in the duplicate window
 // does not swallow them; a second run's repair is not a duplicate of the
 // first's) and the repair header.
@@ -34,7 +34,7 @@ func TestQueuePublisher(t *testing.T) {
 	q := ns.Queue(t, queue.Config{})
 	ev := repairEventOf(t, sid(1))
 	body, _ := ev.Encode()
-	if _, err := q.Publish(t.Context(), queue.SubjectCreated, ev.MsgID(), body, nil); err != nil {
+	if _, err := q.Publish(t.Context(), queue.AccountSubject(ev.Change(), ev.SourceID), ev.MsgID(), body, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, run := range []string{"1", "2", "2"} {
@@ -57,7 +57,7 @@ func TestQueuePublisher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Subject != queue.SubjectCreated || string(m.Data) != string(body) ||
+	if m.Subject != "orgsync.account.created."+sid(1) || string(m.Data) != string(body) ||
 		m.Header.Get(queue.HeaderMsgID) != srcOrg+":"+sid(1)+":repair:1" || m.Header.Get(queue.HeaderRepair) != "1" ||
 		m.Header.Get(queue.HeaderSourceID) != sid(1) {
 		t.Errorf("repair message: %s %s %v", m.Subject, m.Data, m.Header)
@@ -71,7 +71,7 @@ func TestDryRunWritesWhatItWouldPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := ev.Encode()
-	want := "would publish orgsync.account.created " + srcOrg + ":" + sid(2) + ":repair:7 " + string(body) + "\n"
+	want := "would publish orgsync.account.created." + sid(2) + " " + srcOrg + ":" + sid(2) + ":repair:7 " + string(body) + "\n"
 	if b.String() != want {
 		t.Errorf("dry run wrote %q, want %q", b.String(), want)
 	}

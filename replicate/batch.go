@@ -3,6 +3,8 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,33 +21,164 @@ const (
 	CodeMalformedEvent = "MALFORMED_EVENT"
 	CodeMaxDeliveries  = "MAX_DELIVERIES"
 	CodeParentMissing  = "PARENT_MISSING"
+	// CodeModeUnsupported: an update, delete or undelete reached a worker
+	// whose -mode has no external ID field to find the target record by.
+	CodeModeUnsupported = "MODE_UNSUPPORTED"
+	// CodeSourceNeeded: the change needs a read of the source org (a
+	// replayed change, an update of a record the target lacks) and the
+	// worker has no -source-… flags.
+	CodeSourceNeeded = "SOURCE_NEEDED"
 )
 
-// group is every delivery of one source ID in a batch: they share one
-// record and one outcome.
+// group is every delivery of one source ID in a batch, of one kind (the
+// record's lifecycle events, or its link follow-ups): they share one write
+// and one outcome.
 type group struct {
 	sourceID string
-	ev       event.Event // the latest event of the group
-	ds       []*queue.Delivery
+	// ev is the event to write: for a create, the created event with the
+	// fields of the updates after it merged in; for an update or an
+	// undelete, the latest event with the merged fields; for a link, the
+	// latest link event.
+	ev event.Event
+	ds []*queue.Delivery
+	op op
+	// replay: a delivery is a replayed dead letter; its change is checked
+	// against the source's current state before it is applied.
+	replay bool
+	// tries counts in-process attempts after transient failures: they
+	// count as deliveries toward -max-deliver.
+	tries int
+	// pure: created events only (the ID map's word that the record was
+	// written settles them).
+	pure bool
 }
 
-// maxDelivered is the highest delivery count in the group.
+// op is the one write a record's events in a batch amount to.
+type op int
+
+const (
+	opNone     op = iota // nothing left to write: every event was stale or ignored
+	opCreate             // upsert (or create) the record's whole state
+	opUpdate             // update the target record by its ID
+	opDelete             // delete the target record
+	opUndelete           // undelete the target record, then update it
+	opLink               // set the parent (a link follow-up)
+)
+
+// maxDelivered is the highest delivery count in the group, plus the
+// in-process attempts.
 func (g *group) maxDelivered() int {
 	n := 0
 	for _, d := range g.ds {
 		n = max(n, d.NumDelivered)
 	}
-	return n
+	return n + g.tries
 }
 
-func (g *group) isLink() bool { return g.ev.Type == event.TypeAccountLink }
+func (g *group) isLink() bool { return g.op == opLink }
+
+// collapse folds one record's events, in stream order, into the one write
+// they amount to (docs/ordering.md, rule 5): updates merge into the state
+// before them; a delete wins over earlier creates and updates; a create or
+// update after a delete is stale; only an undelete brings the record back,
+// and what follows it merges into it. With deletes off, a delete is
+// ignored and an undelete is an update. The event returned carries the
+// merged fields.
+func collapse(evs []event.Event, deletes DeleteMode) (op, event.Event) {
+	cur := opNone
+	var out event.Event
+	var fields map[string]any
+	merge := func(e event.Event) {
+		if fields == nil {
+			fields = make(map[string]any, len(e.Fields))
+		}
+		for k, v := range e.Fields {
+			fields[k] = v
+		}
+	}
+	for _, e := range evs {
+		switch e.Type {
+		case event.TypeAccountCreated, event.TypeAccountUpdated:
+			if cur == opDelete {
+				continue // stale: a change after the record was deleted
+			}
+			if cur == opNone {
+				cur, fields = opUpdate, nil
+				if e.Type == event.TypeAccountCreated {
+					cur = opCreate
+				}
+			}
+			merge(e)
+		case event.TypeAccountDeleted:
+			if deletes == DeletesOff {
+				continue
+			}
+			cur, fields = opDelete, nil
+		case event.TypeAccountUndeleted:
+			switch {
+			case deletes == DeletesOff && cur == opNone:
+				cur, fields = opUpdate, nil
+			case cur == opDelete || cur == opNone:
+				cur, fields = opUndelete, nil
+			}
+			merge(e)
+		default:
+			continue
+		}
+		created := out.CreatedAt
+		out = e
+		if out.CreatedAt.IsZero() {
+			out.CreatedAt = created
+		}
+	}
+	switch cur {
+	case opCreate:
+		out.Type = event.TypeAccountCreated
+	case opUpdate:
+		out.Type = event.TypeAccountUpdated
+		if len(fields) == 0 {
+			cur = opNone // an undelete without fields, with deletes off: nothing to write
+		}
+	case opUndelete:
+		out.Type = event.TypeAccountUndeleted
+	}
+	out.Fields = fields
+	return cur, out
+}
 
 // run is one batch's processing: when shutdown starts, and what it cost.
 type run struct {
 	shutdown <-chan struct{}
-	calls    atomic.Int64 // target calls made for the batch
+	// again are the records to write again in process (transient failures).
+	mu    sync.Mutex
+	again []*group
+	// fenced reports whether this worker lost a lease of the batch's
+	// partitions (nil: never).
+	fenced func() bool
+	calls  atomic.Int64 // target calls made for the batch
 	// How the batch's messages were settled.
 	written, known, deadLettered, retried atomic.Int64
+}
+
+// lost reports whether the batch's partitions went to another worker (see
+// Lot.Fenced): its records must not be written any more.
+func (r *run) lost() bool { return r.fenced != nil && r.fenced() }
+
+// retryLater queues g to be written again in process.
+func (r *run) retryLater(g *group) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.again = append(r.again, g)
+	r.retried.Add(int64(len(g.ds)))
+}
+
+// takeAgain returns and clears the records queued by retryLater.
+func (r *run) takeAgain() []*group {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	gs := r.again
+	r.again = nil
+	return gs
 }
 
 type runKey struct{}
@@ -73,7 +206,8 @@ type batch struct {
 	messages       int
 	bulk           bool
 	created, links []*group
-	stop           func() // ends the InProgress heartbeat
+	changes        []*group // updates, deletes, undeletes, and replayed creates checked against the source
+	stop           func()   // ends the InProgress heartbeat
 }
 
 // prepare decodes and groups a fetched batch (the first half of its
@@ -89,11 +223,12 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 	b := &batch{r: r, ctx: context.WithValue(ctx, runKey{}, r), start: time.Now(), messages: len(ds), bulk: bulk}
 	ctx = b.ctx
 	w.cfg.Metrics.batch(len(ds))
-	b.stop = queue.Hold(ds, w.cfg.AckWait/3)
+	b.stop = queue.Hold(ds, w.holdEvery())
 
-	var created, links []*group
+	var records, links []*group
 	byID := map[string]*group{}
 	linkByID := map[string]*group{}
+	evs := map[*group][]event.Event{}
 	for _, d := range ds {
 		ev, err := event.Decode(d.Data())
 		sourceID := ev.SourceID
@@ -109,14 +244,19 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 				fmt.Sprintf("delivered %d times (max-deliver %d); last error: %s", d.NumDelivered, w.cfg.MaxDeliver, reason))
 			continue
 		}
-		if err == nil && !subjectMatches(d.Subject, ev.Type) {
-			err = fmt.Errorf("%w: %s event on subject %s", event.ErrMalformed, ev.Type, d.Subject)
+		if err == nil && !subjectMatches(d.Subject, ev) {
+			err = fmt.Errorf("%w: %s event of %s on subject %s", event.ErrMalformed, ev.Type, ev.SourceID, d.Subject)
 		}
 		if err != nil {
 			w.deadLetter(ctx, d, sourceID, CodeMalformedEvent, err.Error())
 			continue
 		}
-		index, list := byID, &created
+		if ev.Ordered() && w.cfg.Mode != ModeUpsert {
+			w.deadLetter(ctx, d, sourceID, CodeModeUnsupported, fmt.Sprintf(
+				"an %s event needs -mode upsert: updates, deletes and undeletes find the target record by the external ID field", ev.Type))
+			continue
+		}
+		index, list := byID, &records
 		if ev.Type == event.TypeAccountLink {
 			index, list = linkByID, &links
 		}
@@ -127,11 +267,37 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 			*list = append(*list, g)
 		}
 		g.ds = append(g.ds, d)
-		if g.ev.CreatedAt.IsZero() || !ev.CreatedAt.Before(g.ev.CreatedAt) {
-			g.ev = ev
+		g.replay = g.replay || d.Header(queue.HeaderReplayOf) != ""
+		if ev.Type == event.TypeAccountLink {
+			g.op, g.ev = opLink, ev // the latest link wins
+			continue
 		}
+		evs[g] = append(evs[g], ev)
 	}
 
+	// Collapse each record's events, in stream order, into one write.
+	var created, changes []*group
+	for _, g := range records {
+		g.op, g.ev = collapse(evs[g], w.cfg.Deletes)
+		g.pure = true
+		for _, e := range evs[g] {
+			g.pure = g.pure && e.Type == event.TypeAccountCreated
+		}
+		switch {
+		case g.op == opNone:
+			w.ack(ctx, g) // stale or ignored events only
+			if r := runOf(ctx); r != nil {
+				r.known.Add(int64(len(g.ds)))
+			}
+		case g.op == opCreate && !(g.replay && w.cfg.Source != nil):
+			created = append(created, g)
+		default:
+			changes = append(changes, g)
+		}
+	}
+	if len(links) > 0 && w.cfg.Source != nil {
+		links = w.checkLinks(ctx, links)
+	}
 	if len(created) > 0 {
 		created = w.skipKnown(ctx, created)
 	}
@@ -148,7 +314,7 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 		}
 		links = later
 	}
-	b.created, b.links = created, links
+	b.created, b.links, b.changes = created, links, changes
 	return b
 }
 
@@ -160,24 +326,48 @@ func (w *Worker) handBackGroups(ctx context.Context, gs []*group, cause error) {
 	}
 }
 
-// write writes a prepared batch's records and settles their messages.
+// write writes a prepared batch's records and settles their messages:
+// creates first, then updates, deletes and undeletes, then links. Records
+// that failed transiently are written again in process, their messages
+// held, until they succeed or use up -max-deliver (docs/ordering.md, rule
+// 4): a delayed redelivery would let the record's later events overtake
+// them.
 func (w *Worker) write(b *batch) {
-	ctx, r, created, links := b.ctx, b.r, b.created, b.links
-	records := len(created) + len(links)
-	if len(created) > 0 {
-		write, useBulk := w.writeCreated, false
-		if b.bulk && len(created) > salesforce.MaxCollection {
-			write, useBulk = w.writeBulk, true
+	ctx, r := b.ctx, b.r
+	records := len(b.created) + len(b.links) + len(b.changes)
+	w.writeGroups(ctx, r, b.created, b.changes, b.links, b.bulk)
+	for again := r.takeAgain(); len(again) > 0; again = r.takeAgain() {
+		tries := 0
+		for _, g := range again {
+			tries = max(tries, g.maxDelivered())
 		}
-		w.writeAndSettle(ctx, r, created, write, useBulk)
-	}
-	// After a Bulk batch there can be more links than one call takes.
-	step := salesforce.MaxCollection
-	if w.cfg.Mode == ModeUpsert {
-		step = max(step, w.cfg.Batch*w.cfg.composite()) // packed when more than -batch
-	}
-	for start := 0; start < len(links); start += step {
-		w.writeAndSettle(ctx, r, links[start:min(start+step, len(links))], w.writeLinks, false)
+		if !w.waitRetry(r, min(queue.NakDelay(uint64(tries)), maxRetryDelay)) {
+			w.handBackGroups(ctx, again, nil)
+			break
+		}
+		if w.abandoned(r, again) {
+			break
+		}
+		var created, changes, links []*group
+		for _, g := range again {
+			g.tries++
+			switch g.op {
+			case opCreate:
+				if g.replay && w.cfg.Source != nil {
+					changes = append(changes, g)
+				} else {
+					created = append(created, g)
+				}
+			case opLink:
+				links = append(links, g)
+			default:
+				changes = append(changes, g)
+			}
+		}
+		if w.cfg.Mode == ModeUpsert {
+			created, links = append(created, links...), nil
+		}
+		w.writeGroups(ctx, r, created, changes, links, false)
 	}
 	if records > 0 {
 		w.log.Info("batch settled", "records", records, "messages", b.messages,
@@ -187,14 +377,65 @@ func (w *Worker) write(b *batch) {
 	}
 }
 
-func subjectMatches(subject, typ string) bool {
-	switch typ {
-	case event.TypeAccountCreated:
-		return subject == queue.SubjectCreated
-	case event.TypeAccountLink:
-		return subject == queue.SubjectLink
+// maxRetryDelay bounds the wait before an in-process retry: the record's
+// partition waits meanwhile.
+const maxRetryDelay = 30 * time.Second
+
+// waitRetry waits d before an in-process retry; false: shutdown started.
+func (w *Worker) waitRetry(r *run, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.shutdown:
+		return false
+	case <-t.C:
+		return true
 	}
-	return false
+}
+
+// writeGroups writes created records, then changes, then links.
+func (w *Worker) writeGroups(ctx context.Context, r *run, created, changes, links []*group, bulk bool) {
+	if len(created) > 0 {
+		write, useBulk := w.writeCreated, false
+		if bulk && len(created) > salesforce.MaxCollection {
+			write, useBulk = w.writeBulk, true
+		}
+		w.writeAndSettle(ctx, r, created, write, useBulk)
+	}
+	for start := 0; start < len(changes); start += salesforce.MaxCollection {
+		w.writeAndSettle(ctx, r, changes[start:min(start+salesforce.MaxCollection, len(changes))], w.writeChanges, false)
+	}
+	// After a Bulk batch there can be more links than one call takes.
+	step := salesforce.MaxCollection
+	if w.cfg.Mode == ModeUpsert {
+		step = max(step, w.cfg.Batch*w.cfg.composite()) // packed when more than -batch
+	}
+	for start := 0; start < len(links); start += step {
+		w.writeAndSettle(ctx, r, links[start:min(start+step, len(links))], w.writeLinks, false)
+	}
+}
+
+// subjectMatches reports whether a message's subject is its event's:
+// orgsync.account.<change>.<source_id>, with the partition ORGSYNC appends.
+func subjectMatches(subject string, ev event.Event) bool {
+	rest, ok := strings.CutPrefix(subject, "orgsync.account.")
+	if !ok {
+		return false
+	}
+	change, rest, ok := strings.Cut(rest, ".")
+	if !ok || change != ev.Change() {
+		return false
+	}
+	id, partition, _ := strings.Cut(rest, ".")
+	if id != ev.SourceID {
+		return false
+	}
+	for _, c := range []byte(partition) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // repair reports whether a delivery of the group is a repair from `worker
@@ -223,7 +464,7 @@ func (w *Worker) skipKnown(ctx context.Context, gs []*group) []*group {
 	}
 	rest := gs[:0]
 	for _, g := range gs {
-		if _, ok := known[g.sourceID]; ok && !g.repair() {
+		if _, ok := known[g.sourceID]; ok && !g.repair() && g.pure {
 			w.ack(ctx, g)
 			if r := runOf(ctx); r != nil {
 				r.known.Add(int64(len(g.ds)))
@@ -252,7 +493,7 @@ func (w *Worker) writeAndSettle(ctx context.Context, r *run, gs []*group, write 
 		return
 	}
 	for len(gs) > 0 {
-		if crashed(ctx, w.cfg.beforeWrite, gs) {
+		if crashed(ctx, w.cfg.beforeWrite, gs) || w.abandoned(r, gs) {
 			return
 		}
 		deadline := w.cfg.AckWait
@@ -345,7 +586,7 @@ func (w *Worker) writePacked(ctx context.Context, r *run, gs []*group) {
 		return
 	}
 	for len(gs) > 0 {
-		if crashed(ctx, w.cfg.beforeWrite, gs) {
+		if crashed(ctx, w.cfg.beforeWrite, gs) || w.abandoned(r, gs) {
 			return
 		}
 		release, ok, why := w.takeSlot(r)
@@ -449,6 +690,21 @@ func (w *Worker) handBack(ctx context.Context, gs []*group, c class, cause error
 	}
 }
 
+// abandoned reports whether the batch's partitions went to another worker
+// (their lease lost): then gs are left unsettled, for the new holder to get
+// again once their ack wait ends, and nothing of them is written.
+func (w *Worker) abandoned(r *run, gs []*group) bool {
+	if !r.lost() {
+		return false
+	}
+	n := 0
+	for _, g := range gs {
+		n += len(g.ds)
+	}
+	w.log.Warn("lease lost: leaving the batch's events to the partition's new holder", "messages", n)
+	return true
+}
+
 // crashed runs a test hook; true means "the process died here".
 func crashed(ctx context.Context, hook func(context.Context, []string) error, gs []*group) bool {
 	if hook == nil {
@@ -492,8 +748,18 @@ func (w *Worker) settle(ctx context.Context, r *run, gs []*group, outs []outcome
 			}
 		case actRetryLater, actLinkLater:
 			// (A created record is written without its parent by the write
-			// itself: actLinkLater never reaches here.)
-			w.retryGroup(ctx, g, queue.NakDelay(uint64(n)), fmt.Errorf("%s: %s", o.code, o.message))
+			// itself: actLinkLater never reaches here.) A link waits for
+			// its parent with a delayed redelivery (docs/ordering.md, rule
+			// 6); anything else is retried in process, in order.
+			cause := fmt.Errorf("%s: %s", o.code, o.message)
+			if g.isLink() || w.cfg.unordered {
+				w.retryGroup(ctx, g, queue.NakDelay(uint64(n)), cause)
+			} else {
+				for _, d := range g.ds {
+					w.lastErr.set(d.Seq, cause.Error())
+				}
+				r.retryLater(g)
+			}
 		}
 	}
 	w.settleWritten(ctx, r, done, doneOut)
@@ -543,7 +809,7 @@ func (w *Worker) settleWritten(ctx context.Context, r *run, gs []*group, outs []
 		if r := runOf(ctx); r != nil {
 			r.written.Add(int64(len(g.ds)))
 		}
-		w.cfg.Metrics.synced(len(g.ds), g.ev.CreatedAt)
+		w.cfg.Metrics.synced(len(g.ds), g.ev.When())
 	}
 }
 
@@ -612,11 +878,26 @@ func (w *Worker) retryGroup(ctx context.Context, g *group, delay time.Duration, 
 }
 
 func (w *Worker) deadLetter(ctx context.Context, d *queue.Delivery, sourceID, code, message string) {
-	err := w.cfg.Queue.DeadLetterDelivery(ctx, d, queue.DeadLetter{Code: code, Message: message, SourceID: sourceID})
-	if err != nil {
+	dl := queue.DeadLetter{Code: code, Message: message, SourceID: sourceID, Keep: !w.cfg.unordered}
+	err := w.cfg.Queue.DeadLetterDelivery(ctx, d, dl)
+	if err != nil && w.cfg.unordered {
 		// DeadLetter nak'ed the message: it is not lost.
 		w.log.Error("dead-letter publish failed; message nak'ed", "seq", d.Seq, "source_id", sourceID, "code", code, "err", err)
 		return
+	}
+	if err != nil {
+		// The message stays held, in order: publish it again until it
+		// works; at shutdown, hand it back.
+		r := runOf(ctx)
+		if r == nil {
+			r = &run{}
+		}
+		err = w.untilDone(r, "dead letter", func() error { return w.cfg.Queue.DeadLetterDelivery(ctx, d, dl) })
+		if err != nil {
+			w.log.Error("dead-letter publish failed at shutdown; message handed back", "seq", d.Seq, "source_id", sourceID, "code", code, "err", err)
+			_ = d.Retry(0)
+			return
+		}
 	}
 	w.lastErr.take(d.Seq)
 	if r := runOf(ctx); r != nil {

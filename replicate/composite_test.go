@@ -11,7 +11,7 @@ import (
 )
 
 func TestCompositeSetting(t *testing.T) {
-	base := Config{Queue: &queue.Queue{}, Consumer: &queue.Consumer{}, Target: &salesforce.Client{}, Store: (*store.Store)(nil)}
+	base := Config{Queue: &queue.Queue{}, Feed: PartitionFeed(nil), Target: &salesforce.Client{}, Store: (*store.Store)(nil)}
 	tests := []struct {
 		mode      Mode
 		composite int

@@ -34,6 +34,10 @@ type harness struct {
 	tokens atomic.Int64
 	// composite is the workers' -composite (0: the default).
 	composite int
+	// src is the source org of withSource, if any.
+	src *sourceOrg
+	// middleware, when set, stands between the workers and the target.
+	middleware func(w http.ResponseWriter, r *http.Request, next http.Handler)
 }
 
 // bothPackings runs an exactness test with composite packing off (1) and
@@ -59,6 +63,10 @@ func newHarness(t testing.TB, orgCfg fakeorg.Config, qcfg queue.Config) *harness
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/oauth2/token") {
 			h.tokens.Add(1)
+		}
+		if h.middleware != nil {
+			h.middleware(w, r, org)
+			return
 		}
 		org.ServeHTTP(w, r)
 	}))
@@ -102,7 +110,7 @@ func (h *harness) publishEvent(ev event.Event, msgID string) {
 	if msgID == "" {
 		msgID = ev.MsgID()
 	}
-	if _, err := h.q.Publish(h.t.Context(), queue.SubjectCreated, msgID, body, nil); err != nil {
+	if _, err := h.q.Publish(h.t.Context(), queue.AccountSubject(ev.Change(), ev.SourceID), msgID, body, nil); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -110,10 +118,15 @@ func (h *harness) publishEvent(ev event.Event, msgID string) {
 // runningWorker is a worker started by the harness.
 type runningWorker struct {
 	w      *Worker
+	parts  *queue.Partitions
 	store  *store.Store
 	cancel context.CancelFunc
 	done   chan error
-	once   sync.Once
+	// stopParts ends the partitions' Run (after the engine's), partsDone
+	// receives its result.
+	stopParts context.CancelFunc
+	partsDone chan error
+	once      sync.Once
 }
 
 // stop shuts the worker down gracefully and closes its store.
@@ -127,6 +140,15 @@ func (rw *runningWorker) stop(t testing.TB) {
 			}
 		case <-time.After(90 * time.Second):
 			t.Error("worker did not stop")
+		}
+		rw.stopParts()
+		select {
+		case err := <-rw.partsDone:
+			if err != nil {
+				t.Errorf("partitions Run: %v", err)
+			}
+		case <-time.After(90 * time.Second):
+			t.Error("the worker's partitions did not stop")
 		}
 		rw.store.Close()
 	})
@@ -155,13 +177,13 @@ func (h *harness) startWorkerAuth(id string, ac salesforce.AuthConfig, mutate fu
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	cons, err := h.q.Consumer(ctx)
+	parts, err := h.q.Partitions(ctx, queue.PartitionsConfig{WorkerID: id})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	cfg := Config{
-		Queue: h.q, Consumer: cons, Target: client, Auth: auth, Store: st,
-		Linger: 50 * time.Millisecond, AckWait: cons.AckWait(), WorkerID: id,
+		Queue: h.q, Feed: PartitionFeed(parts), Target: client, Auth: auth, Store: st,
+		Linger: 50 * time.Millisecond, AckWait: h.q.Config().AckWait, WorkerID: id,
 		CallRetry: 2 * time.Second, PauseFor: 2 * time.Second, ProbeInterval: 100 * time.Millisecond,
 		Composite: h.composite,
 	}
@@ -175,7 +197,10 @@ func (h *harness) startWorkerAuth(id string, ac salesforce.AuthConfig, mutate fu
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	rw := &runningWorker{w: w, store: st, cancel: cancel, done: make(chan error, 1)}
+	pctx, stopParts := context.WithCancel(context.Background())
+	rw := &runningWorker{w: w, parts: parts, store: st, cancel: cancel, done: make(chan error, 1),
+		stopParts: stopParts, partsDone: make(chan error, 1)}
+	go func() { rw.partsDone <- parts.Run(pctx) }()
 	go func() { rw.done <- w.Run(ctx) }()
 	h.t.Cleanup(func() { rw.stop(h.t) })
 	return rw

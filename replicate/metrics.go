@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		skippedByMap: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orgsync_records_skipped_total", Help: "Events acknowledged without an API call because the ID map already had the record."}),
 		retriedMsgs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "orgsync_records_retried_total", Help: "Events nak'ed for a later retry."}),
+			Name: "orgsync_records_retried_total", Help: "Events retried later after a transient failure (in process, or nak'ed with a delay: links)."}),
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orgsync_api_calls_total", Help: "Calls to the target org, by route and HTTP status (0: no answer)."}, []string{"route", "status"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{

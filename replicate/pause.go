@@ -207,8 +207,28 @@ func (w *Worker) stopWorker(kind causeKind, cause error) {
 	if !known {
 		w.log.Error("THIS WORKER STOPS FETCHING until this is fixed; the other workers go on; nothing is dead-lettered",
 			"cause", string(kind), "err", cause, "probe_every", w.cfg.ProbeInterval.String())
+		w.suspendFeed()
 	}
 	w.startProbe()
+}
+
+// suspendFeed lets the other workers take this worker's partitions while
+// it is stopped. It runs apart: the feed waits for the batches in flight,
+// and the caller may be one of them, handing its records back.
+func (w *Worker) suspendFeed() {
+	w.state.mu.Lock()
+	ctx := w.bg
+	w.state.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	w.probes.Add(1)
+	go func() {
+		defer w.probes.Done()
+		if err := w.cfg.Feed.Suspend(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("handing this worker's partitions over failed; they move when its leases expire", "err", err)
+		}
+	}()
 }
 
 // waitPool blocks until the pool runs again (true) or shutdown (false).
@@ -278,7 +298,11 @@ func (w *Worker) probeLocal(ctx context.Context) {
 		}
 		w.state.mu.Lock()
 		delete(w.state.local, k)
+		none := len(w.state.local) == 0
 		w.state.mu.Unlock()
+		if none {
+			w.cfg.Feed.Resume()
+		}
 		w.log.Info("worker fetches again: its probe passed", "cause", string(k))
 	}
 }

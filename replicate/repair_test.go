@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"orgsync/event"
 	"orgsync/queue"
 	"orgsync/salesforce/fakeorg"
 )
@@ -26,7 +27,7 @@ func TestRepairBypassesTheIDMapShortCut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.q.Publish(t.Context(), queue.SubjectCreated, msgID, body, hdr); err != nil {
+		if _, err := h.q.Publish(t.Context(), queue.AccountSubject(event.ChangeCreated, ev.SourceID), msgID, body, hdr); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -90,7 +90,7 @@ func testPermanentErrorsDeadLettered(t *testing.T, composite int) {
 	h.publish(1000, "Reject 1", "Reject 2")
 	h.publish(2000, strings.Repeat("x", 300))
 	// A body that is not an event.
-	if _, err := h.q.Publish(t.Context(), queue.SubjectCreated, "junk-1", []byte(`{"v":1,"type":"account.created"`), nil); err != nil {
+	if _, err := h.q.Publish(t.Context(), queue.AccountSubject(event.ChangeCreated, sourceID(3000)), "junk-1", []byte(`{"v":1,"type":"account.created"`), nil); err != nil {
 		t.Fatal(err)
 	}
 	h.startWorker("a", nil)

@@ -35,6 +35,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"orgsync/event"
 	"orgsync/queue"
 	"orgsync/salesforce"
 	"orgsync/store"
@@ -82,12 +83,25 @@ const (
 // ApexRESTPath is the seed's custom endpoint (ArrifyAccountsApi).
 const ApexRESTPath = "/services/apexrest/arrify/v1/accounts"
 
-// Config configures a Worker. Queue, Consumer, Target and Store are
+// Config configures a Worker. Queue, Feed, Target and Store are
 // required; zero values of the rest mean the defaults above.
 type Config struct {
-	Queue    *queue.Queue
-	Consumer *queue.Consumer
-	Target   *salesforce.Client
+	Queue *queue.Queue
+	// Feed hands out the events: a queue.Partitions in production (see
+	// PartitionFeed), which never hands out two batches holding events of
+	// one record.
+	Feed   Feed
+	Target *salesforce.Client
+	// Source, when set, is the source org, read when an update finds no
+	// record in the target, when a replayed change is checked against the
+	// source's current state, and when a link is checked against the
+	// child's current parent.
+	Source *salesforce.Client
+	// Fields are the copied fields (-fields) read from the source; zero
+	// means event.DefaultFields.
+	Fields event.Fields
+	// Deletes is what an account.deleted event does in the target.
+	Deletes DeleteMode
 	// Auth, when set, lets a stopped worker check that its credentials work
 	// again before it fetches again.
 	Auth *salesforce.Auth
@@ -141,6 +155,10 @@ type Config struct {
 	// simulates a crash at that point: the write's messages are left
 	// unsettled, to be redelivered after the ack wait.
 	beforeWrite, afterWrite func(ctx context.Context, sourceIDs []string) error
+	// unordered switches the in-process retry of transient failures off
+	// (they are nak'ed with a delay, as before ordering): the tests that
+	// prove the order holds must fail with it.
+	unordered bool
 	// linkPublish, when set, stands in for NATS when a link event is
 	// published: an error simulates a failed publish.
 	linkPublish func() error
@@ -149,6 +167,12 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Mode == "" {
 		c.Mode = ModeUpsert
+	}
+	if c.Deletes == "" {
+		c.Deletes = DeletesDelete
+	}
+	if len(c.Fields.Names()) == 0 {
+		c.Fields, _ = event.ParseFields("") // the defaults always parse
 	}
 	if c.ExternalIDField == "" {
 		c.ExternalIDField = DefaultExternalIDField
@@ -200,8 +224,8 @@ func (c *Config) setDefaults() {
 // Validate reports the first invalid setting.
 func (c *Config) Validate() error {
 	switch {
-	case c.Queue == nil || c.Consumer == nil:
-		return errors.New("replicate: a queue and its consumer are required")
+	case c.Queue == nil || c.Feed == nil:
+		return errors.New("replicate: a queue and its feed are required")
 	case c.Target == nil:
 		return errors.New("replicate: a target client is required")
 	case c.Store == nil:
@@ -222,7 +246,70 @@ func (c *Config) Validate() error {
 	if _, err := ParseMode(string(c.Mode)); err != nil {
 		return err
 	}
+	if _, err := ParseDeleteMode(string(c.Deletes)); err != nil {
+		return err
+	}
 	return c.validateComposite()
+}
+
+// Feed hands the engine its batches.
+type Feed interface {
+	// Next waits for deliveries and returns up to max of them, waiting at
+	// most linger for more once one is there. No other lot in flight
+	// holds an event of a record this lot holds, until Done.
+	Next(ctx context.Context, max int, linger time.Duration) (Lot, error)
+	// Pending is how many events wait for this worker, as last seen.
+	Pending() uint64
+	// AckWait is the shortest ack wait of the consumers the events come
+	// from (0: unknown); held events are kept alive well inside it.
+	AckWait() time.Duration
+	// Suspend hands back what this worker holds and lets other workers
+	// take its share, until Resume (this worker stopped for a local cause).
+	Suspend(ctx context.Context) error
+	Resume()
+}
+
+// Lot is one batch from a Feed.
+type Lot interface {
+	Deliveries() []*queue.Delivery
+	// Done: every delivery is settled (acked, dead-lettered or handed back).
+	Done()
+	// Fenced: this worker lost the lease of a partition of the lot; its
+	// events now belong to another worker, which gets them again once
+	// their ack wait ends. No write of the lot may start.
+	Fenced() bool
+}
+
+// holdEvery is how often held events are kept alive: a third of the
+// shortest ack wait known.
+func (w *Worker) holdEvery() time.Duration {
+	aw := w.cfg.AckWait
+	if f := w.cfg.Feed.AckWait(); f > 0 {
+		aw = min(aw, f)
+	}
+	return aw / 3
+}
+
+// DeleteMode is what an account.deleted event does in the target
+// (worker run -deletes).
+type DeleteMode string
+
+// Delete modes.
+const (
+	// DeletesDelete deletes the target record (the default).
+	DeletesDelete DeleteMode = "delete"
+	// DeletesOff acknowledges deletes without writing; an undelete is then
+	// an update.
+	DeletesOff DeleteMode = "off"
+)
+
+// ParseDeleteMode parses a -deletes value.
+func ParseDeleteMode(s string) (DeleteMode, error) {
+	switch m := DeleteMode(s); m {
+	case DeletesDelete, DeletesOff:
+		return m, nil
+	}
+	return "", fmt.Errorf("replicate: unknown deletes mode %q (want delete or off)", s)
 }
 
 // IDMap is the worker's source→target ID map.
@@ -241,12 +328,7 @@ type Worker struct {
 	calls   chan struct{} // semaphore of concurrent target calls
 	slots   chan struct{} // semaphore of batches being written (-concurrency)
 
-	lastErr lastErrors    // last error per stream sequence, for MAX_DELIVERIES
-	fetchMu sync.Mutex    // one fetch in flight at a time without a backlog
-	fetches chan struct{} // fetches in flight (maxFetches)
-	// backlogged: the last fetch was full and another full batch was pending.
-	backlogged atomic.Bool
-	cons       atomic.Pointer[queue.Consumer]
+	lastErr lastErrors // last error per stream sequence, for MAX_DELIVERIES
 
 	bg     context.Context // Run's context, for the probe loop
 	probes sync.WaitGroup
@@ -266,10 +348,8 @@ func New(cfg Config) (*Worker, error) {
 		log:     cfg.Logger,
 		calls:   make(chan struct{}, cfg.MaxCalls),
 		slots:   make(chan struct{}, cfg.Concurrency),
-		fetches: make(chan struct{}, maxFetches),
 		lastErr: lastErrors{m: make(map[uint64]string)},
 	}
-	w.cons.Store(cfg.Consumer)
 	w.state.init()
 	if cfg.RateLimit > 0 {
 		burst := int(cfg.RateLimit)
@@ -325,83 +405,59 @@ func (w *Worker) Ready() error { return w.state.ready() }
 // flight.
 const prefetch = 2
 
-// loop is one fetch loop: fetch a batch, prepare it, write it in a batch
-// slot.
+// loop is one batch loop: take a lot from the feed (deliveries of
+// partitions with no other batch in flight), prepare it, write it in a batch
+// slot, retry its transient failures in process, and free its partitions.
 func (w *Worker) loop(ctx context.Context) error {
 	fails := 0
 	for ctx.Err() == nil {
-		// While the pool is paused or this worker is stopped it fetches
-		// nothing, even if pausing the shared consumer failed.
+		// While the pool is paused or this worker is stopped it takes
+		// nothing, even if pausing the shared consumers failed.
 		if !w.state.mayFetch() {
 			if !sleep(ctx, min(w.cfg.ProbeInterval, time.Second)) {
 				return nil
 			}
 			continue
 		}
-		bulk, size := w.bulkActive(), w.fetchSize()
+		bulk, size, linger := w.bulkActive(), w.fetchSize(), w.cfg.Linger
 		if bulk {
-			size = w.cfg.BulkBatch
+			// A job's worth of events comes from many partitions' buffers:
+			// give them time to fill (a Bulk job takes seconds anyway).
+			size, linger = w.cfg.BulkBatch, max(linger, bulkLinger)
 		}
-		ds, err := w.fetch(ctx, size)
-		if err != nil && len(ds) == 0 {
+		lot, err := w.cfg.Feed.Next(ctx, size, linger)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			fails++
-			if errors.Is(err, queue.ErrNoConsumer) {
-				w.rebind(ctx, err)
-			} else {
-				w.log.Warn("fetch failed", "err", err, "consecutive", fails)
-			}
+			w.log.Warn("taking a batch failed", "err", err, "consecutive", fails)
 			if !sleep(ctx, min(time.Duration(fails)*500*time.Millisecond, 5*time.Second)) {
 				return nil
 			}
 			continue
 		}
 		fails = 0
-		w.state.setConsumerErr(nil) // a fetch worked: the consumer is there
+		ds := lot.Deliveries()
 		if len(ds) == 0 {
+			lot.Done()
 			continue
 		}
-		// The last message knows how many are still pending: switch to or
-		// from Bulk jobs without waiting for the watcher, and let fetches
-		// overlap while another full batch is waiting.
-		pending := ds[len(ds)-1].Pending
-		w.observeBacklog(pending)
-		w.backlogged.Store(len(ds) == size && pending >= uint64(size))
+		w.observeBacklog(w.cfg.Feed.Pending())
 		// A batch in flight finishes even when shutdown starts: its context
 		// outlives ctx (each write bounded by the ack wait), but a batch
 		// held through a pool pause is handed back at shutdown.
 		b := w.prepare(context.WithoutCancel(ctx), ctx.Done(), ds, bulk)
+		b.r.fenced = lot.Fenced
 		w.write(b)
 		b.stop()
+		lot.Done()
 	}
 	return nil
 }
 
-// maxFetches is how many fetches a worker has in flight at most under a
-// backlog.
-const maxFetches = 2
-
-// fetch fetches up to size events. One fetch at a time while the queue
-// holds less than another full batch: pull requests waiting side by side
-// would share the arriving events and each return a part of a batch. Under
-// a backlog (the last fetch was full and at least another full batch was
-// pending) up to maxFetches overlap, so that fetching keeps up with the
-// batch slots.
-func (w *Worker) fetch(ctx context.Context, size int) ([]*queue.Delivery, error) {
-	select {
-	case w.fetches <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-w.fetches }()
-	if !w.backlogged.Load() {
-		w.fetchMu.Lock()
-		defer w.fetchMu.Unlock()
-	}
-	return w.cons.Load().Deliveries(ctx, size, w.cfg.Linger)
-}
+// bulkLinger is the shortest wait for a Bulk batch to fill.
+const bulkLinger = 2 * time.Second
 
 // takeSlot waits for one of the -concurrency batch slots: a batch holds one
 // while its write calls are in flight (not while it is fetched, decoded,
@@ -435,26 +491,6 @@ func (w *Worker) takeSlot(r *run) (release func(), ok bool, cause error) {
 			return nil, false, nil
 		}
 	}
-}
-
-// rebind binds the consumer again when a fetch found it missing: deleted
-// by an operator (it is created again as at start) or, in a cluster, with no
-// leader for a moment. Until a fetch works again the worker reports not
-// ready.
-func (w *Worker) rebind(ctx context.Context, cause error) {
-	w.fetchMu.Lock()
-	defer w.fetchMu.Unlock()
-	w.state.setConsumerErr(fmt.Errorf("the consumer %s cannot be read: %w", queue.ConsumerName, cause))
-	w.log.Warn("the shared consumer cannot be read (deleted, or no leader yet); binding it again",
-		"consumer", queue.ConsumerName, "err", cause)
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	c, err := w.cfg.Queue.Consumer(cctx)
-	if err != nil {
-		w.log.Warn("binding the consumer failed; will try again", "err", err)
-		return
-	}
-	w.cons.Store(c)
 }
 
 // sleep waits for d or until ctx is done; it reports whether d passed.

@@ -434,7 +434,7 @@ func (w *Worker) publishLink(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		return err
 	}
-	_, err = w.cfg.Queue.Publish(ctx, queue.SubjectLink, link.MsgID(), body, nil)
+	_, err = w.cfg.Queue.Publish(ctx, queue.AccountSubject(event.ChangeLink, link.SourceID), link.MsgID(), body, nil)
 	return err
 }
 

@@ -1,16 +1,19 @@
 // Package salesforce is orgsync's client for the Salesforce REST API: OAuth
 // 2.0 token flows (client credentials, JWT bearer, refresh token, static
 // token) on golang.org/x/oauth2, sObject Collections create and upsert,
-// single-record calls, SOQL queries with paging, describe, limits,
-// Sforce-Limit-Info tracking, typed errors with their failure class, and
-// 15/18-character record IDs.
+// single-record calls, sObject Collections update and delete, SOQL queries
+// (query and queryAll) with paging, describe, limits, the SOAP API's
+// undelete() (which the REST API lacks), API usage tracking
+// (Sforce-Limit-Info, and the SOAP LimitInfoHeader), typed errors with
+// their failure class, and 15/18-character record IDs.
 //
 // # Tokens
 //
 // Salesforce tokens carry no expiry. An Auth caches its token until a call is
-// answered 401; the Client then drops it, fetches a new one (concurrent
-// callers share that fetch) and repeats the call once. A second 401 is
-// returned as an *APIError of class AuthFailure.
+// answered 401 (or, on the SOAP API, with an INVALID_SESSION_ID fault); the
+// Client then drops it, fetches a new one (concurrent callers share that
+// fetch) and repeats the call once. A second refusal is returned as an
+// *APIError of class AuthFailure.
 //
 // # Errors
 //
@@ -89,7 +92,8 @@ type CallInfo struct {
 	// Route is the method and the path after /services/data/vNN.N (or after
 	// /services for other paths) with ids and values templated, e.g.
 	// "PATCH /composite/sobjects/Account/{field}", "GET /query",
-	// "GET /query/{locator}", "GET /limits", "POST /apexrest/arrify/v1/accounts".
+	// "GET /query/{locator}", "GET /limits", "POST /apexrest/arrify/v1/accounts";
+	// the SOAP undelete() is "POST /Soap/u/undelete".
 	Route    string
 	Status   int // 0 on a transport error
 	Duration time.Duration
@@ -315,6 +319,7 @@ type call struct {
 	body   []byte
 	ctype  string
 	accept string // "" means application/json
+	soap   bool   // a SOAP call: a non-2xx answer is a SOAP fault
 }
 
 // dataPath is the instance-relative path of a REST data resource.
@@ -428,7 +433,11 @@ func (c *Client) once(ctx context.Context, tok *Token, cl call) (*Response, *API
 	if resp.Status < 200 || resp.Status > 299 {
 		// Redact the body before parsing: Raw is clipped, and a clipped
 		// secret would no longer be recognised.
-		apiErr = ParseAPIError(resp.Status, []byte(c.auth.redact(string(data))))
+		parse := ParseAPIError
+		if cl.soap {
+			parse = ParseSOAPFault
+		}
+		apiErr = parse(resp.Status, []byte(c.auth.redact(string(data))))
 		apiErr.Method, apiErr.Route = cl.method, cl.route
 		_ = c.finish(info, start, apiErr)
 	} else {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // MaxCollection is the most records one sObject Collections call takes.
@@ -87,6 +89,101 @@ func (c *Client) UpsertMany(ctx context.Context, sobject, extIDField string, rec
 		return nil, err
 	}
 	return c.saveResults(resp, route, len(records))
+}
+
+// UpdateMany updates up to MaxCollection records of one sObject type by
+// their Id with PATCH composite/sobjects, and returns one result per record,
+// in order. Each record carries its Id (the key "Id", any case) and only the
+// fields to change; a null value blanks a field. A record of another
+// sObject type, a record already deleted (ENTITY_IS_DELETED, see
+// IsEntityDeleted) or one that fails validation fails alone unless
+// allOrNone. Records without an Id, or more than MaxCollection of them, are
+// refused with ErrInvalidRequest or ErrTooManyRecords before anything is
+// sent; none is a no-op. A request-level failure is an *APIError.
+func (c *Client) UpdateMany(ctx context.Context, sobject string, records []Record, allOrNone bool) ([]SaveResult, error) {
+	const route = "PATCH /composite/sobjects"
+	if len(records) > MaxCollection {
+		return nil, fmt.Errorf("%w (%d)", ErrTooManyRecords, len(records))
+	}
+	if err := checkName("sobject", sobject); err != nil {
+		return nil, err
+	}
+	for i, rec := range records {
+		if id := recordID(rec); strings.TrimSpace(id) == "" {
+			return nil, fmt.Errorf("%w: record %d of an update has no Id", ErrInvalidRequest, i)
+		}
+	}
+	if len(records) == 0 {
+		return []SaveResult{}, nil
+	}
+	body, err := appendCollectionBody(make([]byte, 0, 64+256*len(records)), sobject, allOrNone, records)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.doBody(ctx, http.MethodPatch, c.dataPath("/composite/sobjects"), route, body)
+	if err != nil {
+		return nil, err
+	}
+	return c.saveResults(resp, route, len(records))
+}
+
+// recordID returns the string value of rec's Id key (compared without
+// regard to case), "" when there is none.
+func recordID(rec Record) string {
+	for k, v := range rec {
+		if strings.EqualFold(k, "Id") {
+			s, _ := v.(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// DeleteMany deletes up to MaxCollection records by ID with DELETE
+// composite/sobjects?ids=…&allOrNone=…, and returns one result per ID, in
+// order. A record already deleted fails with ENTITY_IS_DELETED (see
+// IsEntityDeleted: a caller that wants it gone can count it as done); an ID
+// that names no record or is malformed fails alone (MALFORMED_ID, without
+// an id in its result) unless allOrNone. Deleted records go to the
+// recycle bin (see Undelete). IDs that are empty or hold other characters
+// than letters and digits, or more than MaxCollection of them, are refused
+// with ErrInvalidRequest or ErrTooManyRecords before anything is sent; none
+// is a no-op.
+func (c *Client) DeleteMany(ctx context.Context, ids []string, allOrNone bool) ([]SaveResult, error) {
+	const route = "DELETE /composite/sobjects"
+	if len(ids) > MaxCollection {
+		return nil, fmt.Errorf("%w (%d)", ErrTooManyRecords, len(ids))
+	}
+	if err := checkIDList(ids); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return []SaveResult{}, nil
+	}
+	q := url.Values{"ids": {strings.Join(ids, ",")}, "allOrNone": {fmt.Sprint(allOrNone)}}
+	resp, err := c.do(ctx, http.MethodDelete, c.dataPath("/composite/sobjects?"+q.Encode()), route, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.saveResults(resp, route, len(ids))
+}
+
+// checkIDList refuses record IDs that could not be sent as one item of a
+// list: empty, or with characters other than ASCII letters and digits.
+// Well-formed but wrong IDs (a bad length or checksum) are left for the
+// server to answer per record.
+func checkIDList(ids []string) error {
+	for i, id := range ids {
+		if id == "" {
+			return fmt.Errorf("%w: id %d is empty", ErrInvalidRequest, i)
+		}
+		for j := 0; j < len(id); j++ {
+			if c := id[j]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+				return fmt.Errorf("%w: id %d %q is not a record id", ErrInvalidRequest, i, clipText(id, 40))
+			}
+		}
+	}
+	return nil
 }
 
 // saveResults decodes a collection answer and checks it has one result per record.

@@ -89,6 +89,16 @@ const (
 	CodeInvalidAuthHeader      = "INVALID_AUTH_HEADER"
 	CodeInvalidOperationExpPwd = "INVALID_OPERATION_WITH_EXPIRED_PASSWORD"
 	CodeInvalidJob             = "INVALIDJOB"
+	// CodeUndeleteFailed: the record is not in the recycle bin (it was never
+	// deleted, or it was purged): "Entity is not in the recycle bin".
+	CodeUndeleteFailed = "UNDELETE_FAILED"
+	CodeMalformedID    = "MALFORMED_ID"
+	// CodeInvalidCrossReferenceKey names a record that does not exist: the
+	// record's own Id, or a reference field (ParentId) in it.
+	CodeInvalidCrossReferenceKey = "INVALID_CROSS_REFERENCE_KEY"
+	// CodeUnsupportedAPIVersion is the SOAP fault for a version the org
+	// does not serve.
+	CodeUnsupportedAPIVersion = "UNSUPPORTED_API_VERSION"
 )
 
 // ErrorItem is one element of a REST error array:
@@ -138,6 +148,10 @@ type APIError struct {
 	// Raw is a short, secret-free excerpt of a body that was not a Salesforce
 	// error array (an HTML page from a proxy or a maintenance page).
 	Raw string
+	// Fault marks a SOAP fault (the SOAP API answers every fault with HTTP
+	// 500, whatever its cause): Code is its exception code, and it is
+	// classified by the code, not the status.
+	Fault bool
 }
 
 // Error returns e.g. "salesforce: GET /limits: 403 REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.".
@@ -399,6 +413,9 @@ func classifyAPI(e *APIError) Class {
 			return Transient
 		}
 	}
+	if e.Fault && e.Code != "" {
+		return classifyItem(0, e.Code, e.Message, e.Fields, "")
+	}
 	if e.Code == "" {
 		if looksHTML(e.Raw) {
 			return Transient // a proxy's or a maintenance page, whatever the status
@@ -431,9 +448,10 @@ func classifyItem(status int, code, message string, fields []string, extIDField 
 		return Permanent
 	case CodeApexUnexpected:
 		return Transient
-	case CodeInvalidJob:
+	case CodeInvalidJob, CodeUnsupportedAPIVersion:
 		// A Bulk job refused at creation: the object, the operation or the
-		// external ID field does not suit this org.
+		// external ID field does not suit this org; or the configured API
+		// version is one the org does not serve.
 		return Configuration
 	case CodeDuplicateValue:
 		if extIDField != "" && duplicateOnField(message, fields, extIDField) {
@@ -563,6 +581,40 @@ func IsMissingExternalIDField(err error) bool {
 		return false
 	}
 	return strings.Contains(strings.ToLower(ae.Message), "external id field")
+}
+
+// IsEntityDeleted reports whether err (a *RecordError from a SaveResult,
+// an *APIError, possibly wrapped) is ENTITY_IS_DELETED: the record is in
+// the recycle bin or purged. A delete of such a record is already done; an
+// update of it finds that the record is gone from the org.
+func IsEntityDeleted(err error) bool {
+	return hasCode(err, CodeEntityIsDeleted)
+}
+
+// IsNotInRecycleBin reports whether err is the UNDELETE_FAILED of an
+// undelete: the record is not in the recycle bin (never deleted, or
+// purged), so it cannot be undeleted.
+func IsNotInRecycleBin(err error) bool {
+	return hasCode(err, CodeUndeleteFailed)
+}
+
+// hasCode reports whether err is a *RecordError or *APIError with code. A
+// nil *RecordError (SaveResult.Err of a success) has none.
+func hasCode(err error, code string) bool {
+	var recErr *RecordError
+	if errors.As(err, &recErr) {
+		return recErr != nil && recErr.Code == code
+	}
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr != nil {
+		for _, it := range apiErr.Errors {
+			if it.Code == code {
+				return true
+			}
+		}
+		return apiErr.Code == code
+	}
+	return false
 }
 
 // IsNetwork reports an error with no answer from the server: a refused or

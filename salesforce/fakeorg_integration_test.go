@@ -147,10 +147,32 @@ func TestFakeOrg_Calls(t *testing.T) {
 		t.Errorf("second Delete: got %v", err)
 	}
 
+	// Update many, delete many, queryAll and undelete.
+	if rs, err := c.UpdateMany(ctx, "Account", []salesforce.Record{{"Id": res[1].ID, "Phone": "1"}, {"Id": one.ID, "Phone": "2"}}, false); err != nil ||
+		!rs[0].Success || !salesforce.IsEntityDeleted(rs[1].Err()) {
+		t.Errorf("UpdateMany: got %+v, %v", rs, err)
+	}
+	if rs, err := c.DeleteMany(ctx, []string{res[1].ID, one.ID}, false); err != nil || !rs[0].Success || !salesforce.IsEntityDeleted(rs[1].Err()) {
+		t.Errorf("DeleteMany: got %+v, %v", rs, err)
+	}
+	var deleted []string
+	for r, err := range c.QueryAll(ctx, "SELECT Id FROM Account WHERE IsDeleted = true ORDER BY Id") {
+		if err != nil {
+			t.Fatalf("QueryAll: %v", err)
+		}
+		deleted = append(deleted, r["Id"].(string))
+	}
+	if want := []string{one.ID, res[1].ID}; !slices.Equal(deleted, want) {
+		t.Errorf("QueryAll deleted rows: got %v, want %v", deleted, want)
+	}
+	if rs, err := c.Undelete(ctx, deleted); err != nil || !rs[0].Success || !rs[1].Success {
+		t.Errorf("Undelete: got %+v, %v", rs, err)
+	}
+
 	// Count, describe, limits.
 	n, err := c.Count(ctx, "SELECT COUNT() FROM Account")
-	if err != nil || n != 5 { // Globex, Initech, SRC-1..3
-		t.Errorf("Count: got %v, %v, want 5", n, err)
+	if err != nil || n != 6 { // Acme, Globex, Initech, SRC-1..3
+		t.Errorf("Count: got %v, %v, want 6", n, err)
 	}
 	d, err := c.Describe(ctx, "Account")
 	if err != nil {

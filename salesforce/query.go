@@ -28,17 +28,29 @@ type queryPage struct {
 // or, given a NextRecordsURL of an earlier page
 // ("/services/data/vNN.N/query/01g…-2000"), fetches that page.
 func (c *Client) QueryPage(ctx context.Context, soqlOrNextURL string) (*QueryResult, error) {
+	return c.queryPage(ctx, "query", soqlOrNextURL)
+}
+
+// QueryAllPage is QueryPage with GET queryAll: the rows of deleted records
+// (in the recycle bin, IsDeleted true) and of merged ones are included.
+func (c *Client) QueryAllPage(ctx context.Context, soqlOrNextURL string) (*QueryResult, error) {
+	return c.queryPage(ctx, "queryAll", soqlOrNextURL)
+}
+
+// queryPage runs a query on resource ("query" or "queryAll") or fetches a
+// next page.
+func (c *Client) queryPage(ctx context.Context, resource, soqlOrNextURL string) (*QueryResult, error) {
 	var p, route string
 	if strings.HasPrefix(soqlOrNextURL, "/services/data/") {
 		if strings.ContainsAny(soqlOrNextURL, " \t\r\n") {
 			return nil, fmt.Errorf("%w: next records url %q", ErrInvalidRequest, clipText(soqlOrNextURL, 100))
 		}
-		p, route = soqlOrNextURL, "GET /query/{locator}"
+		p, route = soqlOrNextURL, "GET "+routeOf(soqlOrNextURL)
 	} else {
 		if strings.TrimSpace(soqlOrNextURL) == "" {
 			return nil, fmt.Errorf("%w: empty query", ErrInvalidRequest)
 		}
-		p, route = c.dataPath("/query?"+url.Values{"q": {soqlOrNextURL}}.Encode()), "GET /query"
+		p, route = c.dataPath("/"+resource+"?"+url.Values{"q": {soqlOrNextURL}}.Encode()), "GET /"+resource
 	}
 	resp, err := c.do(ctx, http.MethodGet, p, route, nil)
 	if err != nil {
@@ -67,11 +79,22 @@ func (c *Client) QueryPage(ctx context.Context, soqlOrNextURL string) (*QueryRes
 // from page to page. After an error it yields (nil, err) once and stops;
 // stopping the loop early fetches no further page.
 func (c *Client) Query(ctx context.Context, soql string) iter.Seq2[Record, error] {
+	return c.query(ctx, "query", soql)
+}
+
+// QueryAll is Query with GET queryAll: deleted records (IsDeleted true, in
+// the recycle bin) and merged ones are included. Select IsDeleted to tell
+// them apart.
+func (c *Client) QueryAll(ctx context.Context, soql string) iter.Seq2[Record, error] {
+	return c.query(ctx, "queryAll", soql)
+}
+
+func (c *Client) query(ctx context.Context, resource, soql string) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		next := soql
 		seen := map[string]bool{}
 		for {
-			page, err := c.QueryPage(ctx, next)
+			page, err := c.queryPage(ctx, resource, next)
 			if err != nil {
 				yield(nil, err)
 				return
@@ -85,7 +108,7 @@ func (c *Client) Query(ctx context.Context, soql string) iter.Seq2[Record, error
 				return
 			}
 			if seen[page.NextRecordsURL] {
-				yield(nil, fmt.Errorf("salesforce: GET /query/{locator}: nextRecordsUrl %q repeats", clipText(page.NextRecordsURL, 100)))
+				yield(nil, fmt.Errorf("salesforce: GET %s: nextRecordsUrl %q repeats", routeOf(page.NextRecordsURL), clipText(page.NextRecordsURL, 100)))
 				return
 			}
 			seen[page.NextRecordsURL] = true
@@ -101,4 +124,52 @@ func (c *Client) Count(ctx context.Context, soql string) (int, error) {
 		return 0, err
 	}
 	return page.TotalSize, nil
+}
+
+// SOQLString quotes s as a SOQL string literal: 'it\'s'. Backslash,
+// quotes, newline, carriage return, tab, backspace and form feed are
+// escaped, so any value (an external ID typed by a person) compares equal
+// to itself in = and IN. It is not a LIKE pattern: % and _ are left as
+// they are, which = and IN take literally.
+func SOQLString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\', '\'', '"':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '\f':
+			b.WriteString(`\f`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// SOQLList renders values as the parenthesised list of an IN condition,
+// ('a','b'), each quoted with SOQLString. values must not be empty (SOQL
+// has no empty list).
+func SOQLList(values []string) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i, v := range values {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(SOQLString(v))
+	}
+	b.WriteByte(')')
+	return b.String()
 }

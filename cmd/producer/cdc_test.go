@@ -16,7 +16,7 @@ import (
 
 	"orgsync/internal/natsembed"
 	"orgsync/queue"
-
+	"orgsync/salesforce"
 	"orgsync/salesforce/fakeorg"
 	"orgsync/salesforce/fakeorg/eventbus"
 )
@@ -41,7 +41,8 @@ func TestCDCUsageErrors(t *testing.T) {
 
 // TestCDCCommand runs `producer cdc` against the fake org's Pub/Sub API
 // (certificate checking off) and sees a create reach JetStream, with the
-// -since catch-up of an older one.
+// -since catch-up of an older one, then an update and a delete on their
+// records' subjects.
 func TestCDCCommand(t *testing.T) {
 	emb, url := natsServer(t)
 	org, err := fakeorg.New(fakeorg.Config{})
@@ -64,7 +65,8 @@ func TestCDCCommand(t *testing.T) {
 	}
 	go func() { _ = bus.Serve(ln, credentials.NewServerTLSFromCert(&cert)) }()
 	defer bus.Stop()
-	if _, err := org.InsertAccount(fakeorg.Record{"Name": "older"}, time.Now().Add(-time.Minute)); err != nil {
+	older, err := org.InsertAccount(fakeorg.Record{"Name": "older"}, time.Now().Add(-time.Minute))
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -82,7 +84,8 @@ func TestCDCCommand(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := org.InsertAccount(fakeorg.Record{"Name": "newer"}, time.Time{}); err != nil {
+	newer, err := org.InsertAccount(fakeorg.Record{"Name": "newer"}, time.Time{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	for streamMsgsOr0(t, emb) < 2 {
@@ -91,12 +94,39 @@ func TestCDCCommand(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	a, err := salesforce.NewAuth(t.Context(), salesforce.AuthConfig{URL: srv.URL, ClientID: fakeorg.DefaultClientID,
+		ClientSecret: fakeorg.DefaultClientSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := salesforce.NewClient(salesforce.Config{Auth: a}) // someone else's writes: no client=orgsync
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Update(t.Context(), "Account", newer, salesforce.Record{"Name": "newer renamed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(t.Context(), "Account", older); err != nil {
+		t.Fatal(err)
+	}
+	for streamMsgsOr0(t, emb) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("update and delete not captured: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "published 2") {
+	if !strings.Contains(stdout.String(), "published 4") {
 		t.Errorf("stdout %q", stdout.String())
+	}
+	got := storedEvents(t, emb)
+	for i, want := range []string{"orgsync.account.updated." + newer, "orgsync.account.deleted." + older} {
+		if len(got) != 4 || !strings.HasPrefix(got[2+i], want+" ") {
+			t.Errorf("stream %q: want message %d on %s", got, 2+i, want)
+		}
 	}
 	if strings.Contains(stderr.String(), fakeorg.DefaultClientSecret) {
 		t.Error("the client secret reached the log")

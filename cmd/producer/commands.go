@@ -18,10 +18,10 @@ import (
 )
 
 const usage = `usage:
-  producer poll     [-once] [flags]     capture new Accounts by SOQL polling of the source org
+  producer poll     [-once] [flags]     capture new (-changes all: changed, deleted) Accounts by SOQL polling
   producer serve    [flags]             POST /v1/accounts endpoint for a bulk-safe Apex trigger
   producer publish  [-file F] [flags]   publish NDJSON Account records (stdin by default)
-  producer cdc      [flags]             capture new Accounts from Change Data Capture (Pub/Sub API)
+  producer cdc      [flags]             capture Account changes from Change Data Capture (Pub/Sub API)
 Run "producer COMMAND -h" for a command's flags.
 `
 
@@ -118,6 +118,8 @@ func cmdPoll(ctx context.Context, args []string, getenv func(string) string, std
 	dataDir := fs.String("data-dir", app.DefaultDataDir, "directory of the producer's checkpoint file (producer.db)")
 	once := fs.Bool("once", false, "catch up and exit (backfill)")
 	metricsAddr := fs.String("metrics-addr", "", "address for /metrics, /healthz and /readyz (none when empty)")
+	changes := fs.String("changes", capture.ChangesCreated, "what to capture: created (new records, by CreatedDate) or all (creates, updates and deletes, by SystemModstamp and Get Deleted)")
+	skipUser := fs.String("skip-user", "", "with -changes all: rows last modified by this user (the 005… ID orgsync writes the source with in a two-way setup) are not captured; replaces -skip-field")
 	if err := cli.Parse(fs, args, getenv, "once"); err != nil {
 		return err
 	}
@@ -132,6 +134,10 @@ func cmdPoll(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	switch {
+	case *changes != capture.ChangesCreated && *changes != capture.ChangesAll:
+		return cli.Usagef("-changes %q: want %s or %s", *changes, capture.ChangesCreated, capture.ChangesAll)
+	case *skipUser != "" && *changes != capture.ChangesAll:
+		return cli.Usagef("-skip-user needs -changes all (with -changes created, -skip-field drops orgsync's own writes)")
 	case *overlap < 0:
 		return cli.Usagef("-overlap %v: must not be negative (0: no overlap)", *overlap)
 	case !(*rateLimit >= 0):
@@ -164,7 +170,7 @@ func cmdPoll(ctx context.Context, args []string, getenv func(string) string, std
 		APIVersion: org.APIVersion,
 		Poll: capture.PollerConfig{
 			SourceOrg: orgID, Fields: fields, Interval: *interval, Overlap: ov, SkipField: *cf.skipField,
-			PageLimit: *pageLimit, APIBudget: *budget, RateLimit: rl,
+			PageLimit: *pageLimit, APIBudget: *budget, RateLimit: rl, Changes: *changes, SkipUser: *skipUser,
 		},
 		DataDir:     *dataDir,
 		Once:        *once,

@@ -90,6 +90,9 @@ func TestUsageErrors(t *testing.T) {
 		{name: "poll without credentials", args: []string{"poll", "-source-url", "https://x.my.salesforce.com"}, wantCode: 2, wantErr: "no credentials"},
 		{name: "poll bad budget", args: []string{"poll", "-api-budget", "2"}, wantCode: 2, wantErr: "producer: -api-budget 2: must be in (0, 1]\n"},
 		{name: "poll arguments", args: []string{"poll", "extra"}, wantCode: 2, wantErr: "no arguments"},
+		{name: "poll bad changes", args: []string{"poll", "-changes", "updated"}, wantCode: 2, wantErr: "producer: -changes \"updated\": want created or all\n"},
+		{name: "skip user without changes all", args: []string{"poll", "-skip-user", "005000000000001"}, wantCode: 2, wantErr: "-skip-user needs -changes all"},
+		{name: "skip user not a user", args: []string{"poll", "-changes", "all", "-skip-user", "001000000000001"}, wantCode: 2, wantErr: "-skip-user"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,5 +216,106 @@ func TestLockedCheckpointNamesDataDir(t *testing.T) {
 	want := "is locked by another process: is another producer poll running on -data-dir " + dir + "? Give each poller its own -data-dir\n"
 	if code != 1 || !strings.Contains(stderr, want) {
 		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+}
+
+// storedEvents returns the subject and dedup key of every message in
+// ORGSYNC, in stream order.
+func storedEvents(t *testing.T, emb *natsembed.Server) []string {
+	t.Helper()
+	nc, err := emb.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), queue.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m.Subject+" "+m.Header.Get(queue.HeaderMsgID))
+	}
+	return out
+}
+
+// `producer poll -changes all -once` publishes creates, then an update and
+// a delete on their records' subjects, nothing for a quiet run, and with
+// -skip-user nothing for the writes of that user.
+func TestPollChangesAll(t *testing.T) {
+	emb, url := natsServer(t)
+	// The org's clock runs two minutes behind: its deletes lie in minutes
+	// the Get Deleted resource already covers when the poller asks.
+	org, err := fakeorg.New(fakeorg.Config{Seed: 1, Now: func() time.Time { return time.Now().Add(-2 * time.Minute) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(org)
+	t.Cleanup(srv.Close)
+	var ids []string
+	for i := range 3 {
+		id, err := org.InsertAccount(fakeorg.Record{"Name": fmt.Sprintf("Acme %d", i)}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	dir := t.TempDir()
+	args := []string{"poll", "-changes", "all", "-nats-url", url, "-source-url", srv.URL, "-source-client-id", "demo",
+		"-data-dir", dir, "-once", "-log-level", "error", "-rate-limit", "0"}
+	getenv := env(map[string]string{"ORGSYNC_SOURCE_CLIENT_SECRET": "demo-secret"})
+	poll := func(want string, extra ...string) {
+		t.Helper()
+		code, stdout, stderr := runCmd(t, append(args, extra...), getenv, "")
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Fatalf("got exit %d, stdout %q, stderr %q; want 0 and %q", code, stdout, stderr, want)
+		}
+	}
+	poll("published 3,")
+
+	a, err := salesforce.NewAuth(t.Context(), salesforce.AuthConfig{URL: srv.URL, ClientID: "demo", ClientSecret: "demo-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := salesforce.NewClient(salesforce.Config{Auth: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Update(t.Context(), "Account", ids[0], salesforce.Record{"Name": "Acme renamed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(t.Context(), "Account", ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	poll("published 2,")
+	poll("published 0,")
+	// The API user's own write, with -skip-user naming it: skipped, like
+	// the overlap's unchanged row; the overlap's delete is a duplicate
+	// (a new process), which JetStream drops.
+	if err := c.Update(t.Context(), "Account", ids[2], salesforce.Record{"Name": "from the other org"}); err != nil {
+		t.Fatal(err)
+	}
+	poll("published 0, duplicates 1, skipped 2,", "-skip-user", org.UserID())
+
+	got := storedEvents(t, emb)
+	if len(got) != 5 {
+		t.Fatalf("stream %q, want 3 creates, an update and a delete", got)
+	}
+	for i, want := range []string{"orgsync.account.updated." + ids[0] + " ", "orgsync.account.deleted." + ids[1] + " "} {
+		if m := got[3+i]; !strings.HasPrefix(m, want) || !strings.Contains(m, ":"+ids[i]+":") {
+			t.Errorf("message %d: %q, want %q…", 3+i, m, want)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"orgsync/event"
 	"orgsync/internal/app"
 	"orgsync/internal/cli"
 	"orgsync/queue"
@@ -28,6 +29,7 @@ const usage = `usage:
   worker mapping get     [-timeout 2s] [flags] SOURCE_ID
   worker mapping export  [-data-dir DIR] [-worker-id ID] [-format csv|json] [flags]
   worker reconcile       [-repair [-dry-run]] [-json] [flags]   compare source and target
+  worker migrate         [-partitions 16] [-dry-run] [flags]    move ORGSYNC to the partitioned layout
 Run "worker COMMAND -h" for a command's flags.
 `
 
@@ -47,6 +49,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, _ 
 		err = cmdRun(ctx, args[1:], getenv, stderr)
 	case cmd == "reconcile":
 		return cmdReconcile(ctx, args[1:], getenv, stdout, stderr)
+	case cmd == "migrate":
+		err = cmdMigrate(ctx, args[1:], getenv, stdout, stderr)
 	case cmd == "dlq" && sub == "list":
 		err = cmdDLQList(ctx, args[2:], getenv, stdout, stderr)
 	case cmd == "dlq" && sub == "replay":
@@ -61,7 +65,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, _ 
 	default:
 		return unknownCommand(stderr, cmd, sub)
 	}
-	if cmd != "run" {
+	if cmd != "run" && cmd != "migrate" {
 		name += " " + sub
 	}
 	return cli.Exit(err, stderr, "worker", name)
@@ -99,6 +103,11 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 	fs := cli.NewFlagSet("worker run", stderr)
 	nf := cli.AddStreamFlags(fs)
 	org := cli.AddOrgFlags(fs, "target")
+	src := cli.AddOrgFlags(fs, "source")
+	fields := fs.String("fields", strings.Join(event.DefaultFields, ","), "comma-separated Account fields read from the source (with -source-…), as the producer's -fields")
+	deletes := fs.String("deletes", string(replicate.DeletesDelete), "what an account.deleted event does: delete (the target record, and what Salesforce cascades) or off")
+	partitions := fs.Int("partitions", queue.DefaultPartitions, "partitions of ORGSYNC, one consumer each (when this worker creates the stream)")
+	leaseTTL := fs.Duration("lease-ttl", queue.DefaultLeaseTTL, "how long a partition's lease outlives its worker's last renewal")
 	mode := fs.String("mode", string(replicate.ModeUpsert), "write mode: upsert, create or apexrest")
 	ext := fs.String("external-id-field", replicate.DefaultExternalIDField, "the target's external ID field that holds the source record ID (upsert mode)")
 	batch := fs.Int("batch", replicate.DefaultBatch, "events per target call (1..200)")
@@ -124,8 +133,16 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 		return cli.Usagef("worker run takes no arguments, got %q", fs.Args())
 	}
 	if err := cli.NotZero(fs, "batch", "linger", "concurrency", "ack-wait", "max-deliver", "max-ack-pending",
-		"api-budget", "bulk-batch", "max-calls", "stream-replicas"); err != nil {
+		"api-budget", "bulk-batch", "max-calls", "stream-replicas", "partitions", "lease-ttl"); err != nil {
 		return err
+	}
+	copied, err := event.ParseFields(*fields)
+	if err != nil {
+		return cli.Usagef("%v", strings.TrimPrefix(err.Error(), "event: "))
+	}
+	delMode, err := replicate.ParseDeleteMode(*deletes)
+	if err != nil {
+		return cli.Usagef("-deletes %q: want delete or off", *deletes)
 	}
 	natsOpts, err := nf.Options()
 	if err != nil {
@@ -138,12 +155,13 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 	cfg := app.WorkerConfig{
 		NATS:       app.NATSConfig{URL: nf.URL, Options: natsOpts},
 		APIVersion: org.APIVersion,
-		Queue:      queue.Config{AckWait: *ackWait, MaxAckPending: *maxAckPending, Replicas: nf.StreamReplicas},
+		Queue: queue.Config{AckWait: *ackWait, MaxAckPending: *maxAckPending, Replicas: nf.StreamReplicas,
+			Partitions: *partitions, LeaseTTL: *leaseTTL},
 		Engine: replicate.Config{
 			Mode: replicate.Mode(*mode), ExternalIDField: *ext, Batch: *batch, Linger: *linger, Concurrency: *conc,
 			MaxDeliver: *maxDeliver, APIBudget: *budget, RateLimit: *rateLimit, MaxCalls: *maxCalls,
 			WorkerID: *workerID, BulkThreshold: bulkSetting(*bulkThreshold), BulkBatch: *bulkBatch,
-			Composite: *composite,
+			Composite: *composite, Fields: copied, Deletes: delMode,
 		},
 		DataDir:     *dataDir,
 		MetricsAddr: *metricsAddr,
@@ -155,6 +173,13 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stde
 	}
 	if cfg.Target, err = org.AuthConfig(); err != nil {
 		return err
+	}
+	if src.Configured() {
+		sc, err := src.AuthConfig()
+		if err != nil {
+			return err
+		}
+		cfg.Source = &sc
 	}
 	return app.RunWorker(ctx, cfg)
 }
@@ -286,6 +311,40 @@ func cmdDLQReplay(ctx context.Context, args []string, getenv func(string) string
 	res, err := q.Replay(ctx, opt)
 	fmt.Fprintf(stdout, "replayed %d of %d matching dead letters\n", res.Replayed, res.Matched)
 	return err
+}
+
+func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("worker migrate", stderr)
+	nf := natsFlags(fs)
+	partitions := fs.Int("partitions", queue.DefaultPartitions, "partitions of ORGSYNC when it has none yet (an existing transform is kept)")
+	dryRun := fs.Bool("dry-run", false, "say what would be done, change nothing")
+	if err := cli.Parse(fs, args, getenv, "dry-run"); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("worker migrate takes no arguments, got %q", fs.Args())
+	}
+	if *partitions < 1 || *partitions > queue.MaxPartitions {
+		return cli.Usagef("-partitions %d: want 1 to %d", *partitions, queue.MaxPartitions)
+	}
+	ncfg, err := natsConfig(nf)
+	if err != nil {
+		return err
+	}
+	q, done, err := app.OpenQueueConfig(ctx, ncfg, "orgsync-worker-cli", queue.Config{Partitions: *partitions})
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := q.Migrate(ctx, queue.MigrateConfig{Partitions: *partitions, DryRun: *dryRun})
+	if err != nil {
+		if r.Moved > 0 {
+			fmt.Fprintln(stdout, r) // what was done before the failure
+		}
+		return err
+	}
+	fmt.Fprintln(stdout, r)
+	return nil
 }
 
 func cmdMappingGet(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -221,7 +221,7 @@ func TestOperatorWorkflow(t *testing.T) {
 		}
 		ev := event.Event{V: 1, Type: event.TypeAccountCreated, SourceOrg: srcOrg, SourceID: id(i), Fields: map[string]any{"Name": name}}
 		body, _ := ev.Encode()
-		if _, err := q.Publish(t.Context(), queue.SubjectCreated, ev.MsgID(), body, nil); err != nil {
+		if _, err := q.Publish(t.Context(), queue.AccountSubject(ev.Change(), ev.SourceID), ev.MsgID(), body, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -300,7 +300,7 @@ func testReconcileCommandLine(t *testing.T, bulk bool) {
 	// A dry run says what it would publish and publishes nothing.
 	before := e.target.Stats().ByRoute
 	code, out, stderr = e.reconcile(t, "-repair", "-dry-run", "-nats-url", e.natsURL)
-	if code != 1 || strings.Count(out, "would publish orgsync.account.created ") != 3 ||
+	if code != 1 || strings.Count(out, "would publish orgsync.account.created.") != 3 ||
 		!strings.Contains(out, ":"+deletedInTarget+":repair:") || !strings.Contains(out, "repair: would publish 3 events") ||
 		!strings.Contains(out, `"created_at":"20`) {
 		t.Errorf("dry run: exit %d\n%s\n%s", code, out, stderr)

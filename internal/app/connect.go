@@ -115,6 +115,12 @@ func ConnectNATS(ctx context.Context, c NATSConfig, name string, log *slog.Logge
 // OpenQueue connects to NATS at once (FailFast) and opens the queue, for an
 // operator command. The returned function drains the connection.
 func OpenQueue(ctx context.Context, c NATSConfig, name string) (*queue.Queue, func(), error) {
+	return OpenQueueConfig(ctx, c, name, queue.Config{})
+}
+
+// OpenQueueConfig is OpenQueue with the queue's configuration (used when
+// the command may create ORGSYNC, e.g. `worker migrate -partitions`).
+func OpenQueueConfig(ctx context.Context, c NATSConfig, name string, qcfg queue.Config) (*queue.Queue, func(), error) {
 	c.FailFast = true
 	nc, closeNC, err := ConnectNATS(ctx, c, name, nil)
 	if err != nil {
@@ -125,7 +131,7 @@ func OpenQueue(ctx context.Context, c NATSConfig, name string) (*queue.Queue, fu
 		closeNC()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
-	q, err := queue.New(ctx, js, queue.Config{})
+	q, err := queue.New(ctx, js, qcfg)
 	if err != nil {
 		closeNC()
 		return nil, nil, fmt.Errorf("NATS at %s: %w", redact(c.url()), err)

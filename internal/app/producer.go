@@ -67,6 +67,15 @@ func (c PollerConfig) Validate() error {
 		return invalid("-rate-limit NaN: must be 0 (no cap) or a positive number of calls per second")
 	case c.Queue.Replicas < 0 || c.Queue.Replicas > 5:
 		return invalid("-stream-replicas %d: must be in 1..5", c.Queue.Replicas)
+	case p.Changes != "" && p.Changes != capture.ChangesCreated && p.Changes != capture.ChangesAll:
+		return invalid("-changes %q: want %s or %s", p.Changes, capture.ChangesCreated, capture.ChangesAll)
+	case p.SkipUser != "" && p.Changes != capture.ChangesAll:
+		return invalid("-skip-user needs -changes all")
+	}
+	if p.SkipUser != "" {
+		if _, err := salesforce.NormalizeIDWithPrefix(p.SkipUser, salesforce.PrefixUser); err != nil {
+			return invalid("-skip-user: %v", err)
+		}
 	}
 	return nil
 }

@@ -29,8 +29,11 @@ import (
 
 // WorkerConfig is everything `worker run` needs.
 type WorkerConfig struct {
-	NATS       NATSConfig
-	Target     salesforce.AuthConfig
+	NATS   NATSConfig
+	Target salesforce.AuthConfig
+	// Source, when set, is the source org the engine reads (replayed
+	// changes, updates of records the target lacks, links).
+	Source     *salesforce.AuthConfig
 	APIVersion string
 	Queue      queue.Config
 	// Engine holds the sync settings; its Queue, Consumer, Target, Auth,
@@ -205,14 +208,14 @@ func runWorker(ctx context.Context, cfg WorkerConfig, reg *prometheus.Registry, 
 	}
 	cfg.Queue.Logger = log
 	var q *queue.Queue
-	var cons *queue.Consumer
-	rd.wait(fmt.Sprintf("the %s and %s streams and the %q consumer on NATS at %s", queue.Stream, queue.DLQStream, queue.ConsumerName, where))
+	var parts *queue.Partitions
+	rd.wait(fmt.Sprintf("the %s and %s streams and the partition consumers on NATS at %s", queue.Stream, queue.DLQStream, where))
 	err = retrySetup(ctx, log, "queue", func(ctx context.Context) error {
 		var err error
 		if q, err = queue.New(ctx, js, cfg.Queue); err != nil {
 			return err
 		}
-		cons, err = q.Consumer(ctx)
+		parts, err = q.Partitions(ctx, queue.PartitionsConfig{WorkerID: cfg.Engine.WorkerID, Logger: log})
 		return err
 	})
 	if err != nil {
@@ -221,12 +224,22 @@ func runWorker(ctx context.Context, cfg WorkerConfig, reg *prometheus.Registry, 
 		}
 		return fmt.Errorf("worker: %w", err)
 	}
-	cfg.Engine.AckWait = cons.AckWait() // the consumer's, which may predate our flags
+	cfg.Engine.AckWait = q.Config().AckWait
 
 	metrics := replicate.NewMetrics(reg)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orgsync_partitions_held",
+		Help: "ORGSYNC partitions whose lease this worker holds (docs/ordering.md).",
+	}, func() float64 { return float64(len(parts.Held())) }))
 	auth, client, err := NewOrgClient(ctx, cfg.Target, cfg.APIVersion, metrics.ObserveCall, log)
 	if err != nil {
 		return fmt.Errorf("worker: target: %w", err)
+	}
+	var source *salesforce.Client
+	if cfg.Source != nil {
+		if _, source, err = NewOrgClient(ctx, *cfg.Source, cfg.APIVersion, nil, log.With("org", "source")); err != nil {
+			return fmt.Errorf("worker: source: %w", err)
+		}
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -243,7 +256,8 @@ func runWorker(ctx context.Context, cfg WorkerConfig, reg *prometheus.Registry, 
 			return err
 		}
 		ecfg := cfg.Engine
-		ecfg.Queue, ecfg.Consumer, ecfg.Target, ecfg.Auth, ecfg.Store = q, cons, client, auth, st
+		ecfg.Queue, ecfg.Feed, ecfg.Target, ecfg.Auth, ecfg.Store = q, replicate.PartitionFeed(parts), client, auth, st
+		ecfg.Source = source
 		ecfg.Metrics, ecfg.Logger = metrics, log
 		w, err := replicate.New(ecfg)
 		if err != nil {
@@ -258,7 +272,17 @@ func runWorker(ctx context.Context, cfg WorkerConfig, reg *prometheus.Registry, 
 		if cfg.Ready != nil {
 			cfg.Ready(w)
 		}
-		return w.Run(gctx)
+		// The partitions are held only while the engine runs: their Run
+		// hands back and releases what the engine leaves at shutdown.
+		pctx, stopParts := context.WithCancel(context.WithoutCancel(gctx))
+		pdone := make(chan error, 1)
+		go func() { pdone <- parts.Run(pctx) }()
+		err = w.Run(gctx)
+		stopParts()
+		if perr := <-pdone; err == nil && gctx.Err() == nil {
+			err = perr
+		}
+		return err
 	})
 	return g.Wait()
 }

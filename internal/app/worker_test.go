@@ -74,7 +74,7 @@ func TestWorkerWaitsForNATS(t *testing.T) {
 	ev := event.Event{V: 1, Type: event.TypeAccountCreated, SourceOrg: salesforce.ID18("00D0000000SRC01"),
 		SourceID: salesforce.ID18("001SRC000000001"), Fields: map[string]any{"Name": "Early"}}
 	body, _ := ev.Encode()
-	if _, err := q.Publish(t.Context(), queue.SubjectCreated, ev.MsgID(), body, nil); err != nil {
+	if _, err := q.Publish(t.Context(), queue.AccountSubject(ev.Change(), ev.SourceID), ev.MsgID(), body, nil); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)

@@ -9,12 +9,13 @@ import (
 
 // Stats counts the calls an Org has served.
 type Stats struct {
-	// APICalls counts authenticated REST and Apex REST calls, whatever
+	// APICalls counts authenticated REST, Apex REST and SOAP calls, whatever
 	// their outcome (OAuth, /_fake and the versions list are not counted).
 	APICalls int `json:"api_calls"`
 	// ByRoute splits APICalls by "METHOD template", the template being the
 	// path after /services/data/vNN.N (or /apexrest/… for Apex REST) with
-	// IDs and values replaced: see the package documentation.
+	// IDs and values replaced, and "POST /Soap/u/undelete" for SOAP
+	// undelete(): see the package documentation.
 	ByRoute map[string]int `json:"by_route"`
 	// Records counts live records by sObject type.
 	Records map[string]int `json:"records"`

@@ -238,11 +238,13 @@ func (o *Org) handleCollectionDelete(w http.ResponseWriter, r *http.Request, c *
 			err = o.softDelete(a, tx, true)
 		}
 		if err != nil {
-			if err.Code == "MALFORMED_ID" {
-				err = fieldsError("MALFORMED_ID", "malformed id "+raw, nil)
-			}
 			results[i] = failResult(recordErr(err))
-			results[i].ID = id
+			if err.Code == "MALFORMED_ID" {
+				// As documented: "malformed id X", and no id in the result.
+				results[i] = failResult(fieldsError("MALFORMED_ID", "malformed id "+raw, nil))
+			} else {
+				results[i].ID = id
+			}
 			continue
 		}
 		results[i] = okResult(id)

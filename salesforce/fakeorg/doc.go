@@ -21,8 +21,9 @@
 //	GET  /services/data[/]            versions list (no auth, not counted)
 //	     /services/data/vNN.N/…       REST, see the route templates below (v20.0 to v66.0)
 //	POST /services/apexrest/arrify/v1/accounts   ArrifyAccountsApi from the seed
+//	POST /services/Soap/u/NN.N        SOAP API (partner WSDL): undelete() only, see below
 //	GET  /_fake/stats, GET|PUT /_fake/config, POST /_fake/reset, POST /_fake/tokens   loopback tooling, no auth
-//	POST /_fake/undelete {"ids":[…]}  fake-only stand-in for SOAP undelete() (Undelete), no auth
+//	POST /_fake/undelete {"ids":[…]}  fake-only JSON shortcut to undelete() (Undelete), no auth, not counted
 //
 // # Route templates
 //
@@ -53,10 +54,37 @@
 //	GET|PATCH|DELETE /jobs/query/{id}            job info | abort | delete
 //	GET /jobs/query/{id}/results                 CSV sets: ?locator=&maxRecords=, Sforce-Locator
 //	POST /apexrest/arrify/v1/accounts            (the Apex REST path, kept whole)
+//	POST /Soap/u/undelete                        SOAP undelete() (not a path: the operation's key)
 //
 // Paths that match no resource count as "METHOD /{unknown}" (or
 // "/apexrest/{unknown}"), other sObject types as /sobjects/{sobject}… and
 // /composite/sobjects/{sobject}….
+//
+// # SOAP undelete()
+//
+// POST /services/Soap/u/NN.N with a partner-WSDL envelope whose Body holds
+// <undelete><ids>…</ids>…</undelete> restores accounts from the recycle
+// bin (Undelete; UNDELETE changes whose changeOrigin is
+// com/salesforce/api/soap/NN.N, with ";client=X" when the envelope's
+// CallOptions header names a client). The SessionHeader's sessionId is an
+// access token. The answer (text/xml;charset=UTF-8, HTTP 200) is an
+// undeleteResponse with one result per ID in order: errors (fields,
+// message, statusCode), then id (the 18-character ID, also of a failed
+// result; xsi:nil for a malformed one), then success; the envelope's
+// LimitInfoHeader carries the daily usage ("API REQUESTS") and there is no
+// Sforce-Limit-Info header. Per record: UNDELETE_FAILED "Entity is not in
+// the recycle bin" for a live account; INVALID_CROSS_REFERENCE_KEY "invalid
+// cross reference id" for an ID that names no account; MALFORMED_ID
+// "malformed id X"; DUPLICATE_VALUE when a live account now holds the
+// unique external ID. Faults are HTTP 500 with faultcode sf:CODE,
+// faultstring "CODE: message" and an UnexpectedErrorFault detail:
+// INVALID_SESSION_ID (not counted), UNSUPPORTED_API_VERSION,
+// REQUEST_LIMIT_EXCEEDED, EXCEEDED_ID_LIMIT (more than 200 IDs); the
+// injected outage is a SERVER_UNAVAILABLE fault with HTTP 503. A request
+// the SOAP layer cannot read (not XML, not one operation, another
+// operation, GET, another path) is a soapenv:Client fault. Every call that
+// passes authentication counts one API call under POST /Soap/u/undelete;
+// latency, FailRate and the daily limit apply as to REST.
 //
 // # Semantics
 //
@@ -142,7 +170,15 @@
 //     JSON_PARSER_ERROR, like any other value that does not convert.
 //   - Collections update of an unknown ID, and delete of one, fail with
 //     INVALID_CROSS_REFERENCE_KEY; a record of a collections update without
-//     Id with MISSING_ARGUMENT.
+//     Id with MISSING_ARGUMENT. A failed record of a collections update or
+//     delete keeps its id, except a malformed one (documented: "malformed
+//     id X" without an id) and a rolled-back one.
+//   - SOAP undelete(): the codes and messages of an ID that names no
+//     record (INVALID_CROSS_REFERENCE_KEY), a malformed one (MALFORMED_ID,
+//     nil id), a live record (UNDELETE_FAILED, recorded only for a purged
+//     one), more than 200 IDs (the EXCEEDED_ID_LIMIT fault), an unknown
+//     version (UNSUPPORTED_API_VERSION "Invalid Api version specified on
+//     URL"), the soapenv:Client faults, and the 503 outage fault.
 //   - JWT bearer refusals: a bad signature, a malformed assertion or an exp
 //     in the past or more than 1h05 ahead → invalid_grant "invalid
 //     assertion"; a wrong aud → "audience is invalid"; an unknown sub →

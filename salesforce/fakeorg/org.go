@@ -277,6 +277,8 @@ func (o *Org) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.serveREST(w, r)
 	case strings.HasPrefix(p, "/services/apexrest/"):
 		o.serveApexREST(w, r)
+	case strings.HasPrefix(p, "/services/Soap/"):
+		o.serveSOAP(w, r)
 	case strings.HasPrefix(p, "/_fake/"):
 		o.serveAdmin(w, r)
 	default:

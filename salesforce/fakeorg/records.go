@@ -58,6 +58,9 @@ type txn struct {
 	// inComposite marks the writes of a composite subrequest: their
 	// changes wait for the whole call (compositeRun.commit).
 	inComposite bool
+	// user is the user making the writes (users.go); "" is the
+	// integration user, whose token every API call carries.
+	user string
 }
 
 // directTxn is the transaction of writes that commit at once (a
@@ -464,10 +467,8 @@ func (o *Org) commitCreate(merged Record, createdAt time.Time, tx *txn) string {
 	merged["Id"] = id
 	merged["IsDeleted"] = false
 	merged["CreatedDate"] = createdAt
-	merged["LastModifiedDate"] = createdAt
-	merged["SystemModstamp"] = createdAt
-	merged["CreatedById"] = o.userID
-	merged["LastModifiedById"] = o.userID
+	o.stampModified(merged, createdAt, tx)
+	merged["CreatedById"] = merged["LastModifiedById"]
 	if merged["OwnerId"] == nil {
 		merged["OwnerId"] = o.userID
 	}
@@ -490,10 +491,7 @@ func (o *Org) commitCreate(merged Record, createdAt time.Time, tx *txn) string {
 // commitUpdate replaces a live account's fields with merged.
 func (o *Org) commitUpdate(a *account, merged Record, tx *txn) {
 	old := a.f
-	now := o.nowUTC()
-	merged["LastModifiedDate"] = now
-	merged["SystemModstamp"] = now
-	merged["LastModifiedById"] = o.userID
+	o.stampModified(merged, o.nowUTC(), tx)
 	o.indexRemove(old["Id"].(string), old)
 	a.f = merged
 	o.indexAdd(merged["Id"].(string), merged)
@@ -533,10 +531,8 @@ func (o *Org) softDelete(a *account, tx *txn, faults bool) *Error {
 	}
 	old := a.f
 	f := maps.Clone(old)
-	now := o.nowUTC()
 	f["IsDeleted"] = true
-	f["LastModifiedDate"] = now
-	f["SystemModstamp"] = now
+	o.stampModified(f, o.nowUTC(), tx)
 	o.indexRemove(old["Id"].(string), old)
 	a.f, a.deleted = f, true
 	o.noteChange(tx, ChangeDelete, old, f)

@@ -265,9 +265,21 @@ func (o *Org) routeREST(segs []string) (tmpl string, methods map[string]handler,
 // Sforce-Limit-Info header), then applies latency and injected outages.
 // It reports whether the call goes on; if not, the answer is written.
 func (o *Org) begin(w http.ResponseWriter, r *http.Request, route string, exempt bool) bool {
-	if !o.account(w, route, exempt) {
-		writeErrors(w, http.StatusForbidden, newError("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
-		return false
+	used, limit, ok := o.count(route, exempt)
+	w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", used, limit))
+	status, e, goOn := o.admit(r, ok)
+	if e != nil {
+		writeErrors(w, status, e)
+	}
+	return goOn
+}
+
+// admit applies the daily limit (withinLimit is count's verdict), latency
+// and injected outages to a counted call. It returns goOn, or the error
+// answer to give (nil when the client went away during the latency).
+func (o *Org) admit(r *http.Request, withinLimit bool) (status int, e *Error, goOn bool) {
+	if !withinLimit {
+		return http.StatusForbidden, newError("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."), false
 	}
 	o.mu.Lock()
 	latency := o.live.latency
@@ -279,14 +291,13 @@ func (o *Org) begin(w http.ResponseWriter, r *http.Request, route string, exempt
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			return false
+			return 0, nil, false
 		}
 	}
 	if fail {
-		writeErrors(w, http.StatusServiceUnavailable, newError("SERVER_UNAVAILABLE", "Server temporarily unavailable. Please try again later."))
-		return false
+		return http.StatusServiceUnavailable, newError("SERVER_UNAVAILABLE", "Server temporarily unavailable. Please try again later."), false
 	}
-	return true
+	return 0, nil, true
 }
 
 // recordDelay waits the per-record latency for n records written by the
@@ -306,15 +317,15 @@ func (o *Org) recordDelay(r *http.Request, n int) {
 	}
 }
 
-// account counts a call in the stats and, unless exempt, in the daily API
-// usage, and sets Sforce-Limit-Info. It returns false when the daily limit
+// count counts a call in the stats and, unless exempt, in the daily API
+// usage, and returns the usage after it. ok is false when the daily limit
 // is already used up (the call is then not counted in the usage).
-func (o *Org) account(w http.ResponseWriter, route string, exempt bool) bool {
+func (o *Org) count(route string, exempt bool) (used, limit int, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.apiCalls++
 	o.byRoute[route]++
-	ok := true
+	ok = true
 	if !exempt {
 		if o.apiUsed >= o.live.dailyLimit {
 			ok = false
@@ -322,8 +333,7 @@ func (o *Org) account(w http.ResponseWriter, route string, exempt bool) bool {
 			o.apiUsed++
 		}
 	}
-	w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", o.apiUsed, o.live.dailyLimit))
-	return ok
+	return o.apiUsed, o.live.dailyLimit, ok
 }
 
 // handleResources answers GET /services/data/vNN.N/.

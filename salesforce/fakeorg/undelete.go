@@ -31,7 +31,8 @@ func (o *Org) Undelete(ids []string, origin string) []UndeleteResult {
 }
 
 // UndeleteResult is the outcome of undeleting one record, shaped like the
-// REST API's save results.
+// REST API's save results. A failed result keeps the record's 18-character
+// ID when the given one was well formed, as SOAP's UndeleteResult does.
 type UndeleteResult struct {
 	ID      string        `json:"id,omitempty"`
 	Success bool          `json:"success"`
@@ -40,11 +41,11 @@ type UndeleteResult struct {
 
 // undeleteOne restores one account. The caller holds o.mu.
 func (o *Org) undeleteOne(raw string, tx *txn) UndeleteResult {
-	fail := func(e *Error) UndeleteResult { return UndeleteResult{Errors: []recordError{e.record()}} }
 	id, err := salesforce.NormalizeIDWithPrefix(raw, salesforce.PrefixAccount)
 	if err != nil {
-		return fail(fieldsError("MALFORMED_ID", "malformed id "+raw, nil))
+		return UndeleteResult{Errors: []recordError{fieldsError("MALFORMED_ID", "malformed id "+raw, nil).record()}}
 	}
+	fail := func(e *Error) UndeleteResult { return UndeleteResult{ID: id, Errors: []recordError{e.record()}} }
 	a, ok := o.accounts[id]
 	switch {
 	case !ok:
@@ -58,10 +59,8 @@ func (o *Org) undeleteOne(raw string, tx *txn) UndeleteResult {
 	}
 	old := a.f
 	f := maps.Clone(old)
-	now := o.nowUTC()
 	f["IsDeleted"] = false
-	f["LastModifiedDate"] = now
-	f["SystemModstamp"] = now
+	o.stampModified(f, o.nowUTC(), tx)
 	a.f, a.deleted = f, false
 	o.indexAdd(id, f)
 	o.noteChange(tx, ChangeUndelete, old, f)

@@ -1,0 +1,464 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"orgsync/event"
+	"orgsync/salesforce"
+)
+
+// This file writes a record's lifecycle beyond its creation
+// (docs/ordering.md, "Writes"): an update by target ID, a delete by the
+// target ID found by external ID, an undelete over SOAP, and the reads of
+// the source that keep a replay from moving a record back in time.
+
+// writeChanges writes the updates, deletes and undeletes of gs (at most one
+// collections call's worth, each group one record), and the replayed
+// creates checked against the source. It is a writeFunc: one outcome per
+// group, or an error when a call failed as a whole (the writes it already
+// made are idempotent: a retry finds them done).
+func (w *Worker) writeChanges(ctx context.Context, gs []*group) ([]outcome, error) {
+	c := &changeWrite{w: w, gs: gs, outs: make([]outcome, len(gs)), settled: make([]bool, len(gs))}
+	steps := []func(context.Context) error{c.checkReplays, c.findTargets, c.undelete, c.update, c.delete, c.recreate}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return c.outs, nil
+}
+
+// changeWrite is one writeChanges call's state.
+type changeWrite struct {
+	w       *Worker
+	gs      []*group
+	outs    []outcome
+	settled []bool
+	// live and deleted map a source ID to its target record's ID, live or
+	// in the recycle bin.
+	live, deleted map[string]string
+	// missing: updates whose record the target lacks, to re-create from
+	// the source (whole).
+	missing []int
+}
+
+func (c *changeWrite) settle(i int, o outcome) {
+	c.outs[i], c.settled[i] = o, true
+}
+
+// pending returns the indexes of the groups with op that are not settled.
+func (c *changeWrite) pending(op op) []int {
+	var out []int
+	for i, g := range c.gs {
+		if !c.settled[i] && g.op == op {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// sourceNeeded is the outcome of a change that needs the source org when
+// the worker has none.
+func sourceNeeded(why string) outcome {
+	msg := why + "; give the worker the source org's -source-… flags"
+	return outcome{err: errors.New(msg), class: classPermanent, code: CodeSourceNeeded, message: msg}
+}
+
+// checkReplays applies the source's current state to replayed changes
+// (and replayed creates): a replay never moves a record back in time.
+// A record deleted in the source is deleted in the target; a live one gets
+// its whole current state (undeleted first if the replay is an undelete),
+// whatever the replayed change was (a replayed delete of a record that
+// lives again included).
+func (c *changeWrite) checkReplays(ctx context.Context) error {
+	var idx []int
+	for i, g := range c.gs {
+		if g.replay || g.op == opCreate {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	if c.w.cfg.Source == nil {
+		for _, i := range idx {
+			c.settle(i, sourceNeeded(fmt.Sprintf("a replayed %s is checked against the source's current state first", c.gs[i].ev.Type)))
+		}
+		return nil
+	}
+	ids := make([]string, len(idx))
+	for k, i := range idx {
+		ids[k] = c.gs[i].sourceID
+	}
+	now, err := c.w.readSource(ctx, c.gs[idx[0]].ev.SourceOrg, ids)
+	if err != nil {
+		return err
+	}
+	for _, i := range idx {
+		g := c.gs[i]
+		cur, live := now[g.sourceID]
+		switch {
+		case !live && g.op == opDelete:
+		case !live:
+			if c.w.cfg.Deletes == DeletesOff {
+				c.settle(i, ok(""))
+				continue
+			}
+			g.op = opDelete
+		case g.op == opUndelete:
+			g.ev.Fields = cur.Fields
+		default:
+			g.op, g.ev.Fields = opUpdate, cur.Fields
+			c.missing = append(c.missing, i) // written whole: an upsert
+			c.settled[i] = true
+		}
+	}
+	return nil
+}
+
+// findTargets finds the target records of the changes, and of the parents
+// their updates name. Updates and parents may come from this worker's ID
+// map (a stale entry shows as ENTITY_IS_DELETED and the record is
+// re-created); deletes and undeletes are always found by external ID, deleted
+// rows included, in one query.
+func (c *changeWrite) findTargets(ctx context.Context) error {
+	c.live, c.deleted = map[string]string{}, map[string]string{}
+	var maybe []string // looked up in the ID map first
+	var ids []string   // queried
+	for i, g := range c.gs {
+		if c.settled[i] {
+			continue
+		}
+		if g.op == opUpdate {
+			maybe = append(maybe, g.sourceID)
+		} else {
+			ids = append(ids, g.sourceID)
+		}
+		if p, isStr := g.ev.Fields["ParentId"].(string); isStr && p != "" {
+			maybe = append(maybe, p)
+		}
+	}
+	if len(maybe) > 0 {
+		known, err := c.w.cfg.Store.Lookup(maybe)
+		if err != nil {
+			known = nil // the query below finds them all
+		}
+		for _, id := range maybe {
+			if m, found := known[id]; found {
+				c.live[id] = m.TargetID
+			} else {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	ext := c.w.cfg.ExternalIDField
+	soql := fmt.Sprintf("SELECT Id, %s, IsDeleted FROM Account WHERE %s IN (%s)", ext, ext, quoteList(ids))
+	countCall(ctx)
+	for rec, err := range c.w.cfg.Target.QueryAll(ctx, soql) {
+		if err != nil {
+			return err
+		}
+		src, _ := rec[ext].(string)
+		id, _ := rec["Id"].(string)
+		if src == "" || id == "" {
+			continue
+		}
+		src = normalizeID(src)
+		if del, _ := rec["IsDeleted"].(bool); del {
+			c.deleted[src] = id
+		} else {
+			c.live[src] = id
+		}
+	}
+	return nil
+}
+
+// undelete brings deleted target records back over SOAP; each then gets the
+// undelete's fields as an update. A record not in the recycle bin that
+// lives in the target is updated; one the target lacks is re-created from
+// the source.
+func (c *changeWrite) undelete(ctx context.Context) error {
+	var idx []int
+	var ids []string
+	for _, i := range c.pending(opUndelete) {
+		g := c.gs[i]
+		if _, found := c.live[g.sourceID]; found {
+			g.op = opUpdate
+			continue
+		}
+		id, found := c.deleted[g.sourceID]
+		if !found {
+			g.op = opUpdate // the update finds no target: re-created from the source
+			continue
+		}
+		idx, ids = append(idx, i), append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	countCall(ctx)
+	res, err := c.w.cfg.Target.Undelete(ctx, ids)
+	if err != nil {
+		return err
+	}
+	if len(res) != len(ids) {
+		return fmt.Errorf("replicate: target answered %d undelete results for %d records", len(res), len(ids))
+	}
+	for k, i := range idx {
+		g := c.gs[i]
+		g.op = opUpdate
+		if res[k].Success {
+			c.live[g.sourceID] = ids[k]
+			continue
+		}
+		// Not in the recycle bin any more (purged): re-create it.
+		c.w.log.Info("undelete refused; re-creating the record from the source", "source_id", g.sourceID, "err", res[k].Err())
+	}
+	return nil
+}
+
+// update writes the updates by target ID. A parent the target lacks is left
+// out and a link event follows; a record the target lacks (or that was
+// deleted there) is re-created from the source.
+func (c *changeWrite) update(ctx context.Context) error {
+	var idx []int
+	var recs []salesforce.Record
+	var deferred []bool
+	for _, i := range c.pending(opUpdate) {
+		g := c.gs[i]
+		id, found := c.live[g.sourceID]
+		if !found {
+			c.missing = append(c.missing, i)
+			c.settled[i] = true
+			continue
+		}
+		rec := salesforce.Record{"attributes": map[string]any{"type": sobject}, "Id": id}
+		later := false
+		for k, v := range g.ev.Fields {
+			if !strings.EqualFold(k, "ParentId") {
+				rec[k] = v
+				continue
+			}
+			p, _ := v.(string)
+			switch pid, found := c.live[p]; {
+			case p == "":
+				rec["ParentId"] = nil
+			case found:
+				rec["ParentId"] = pid
+			default:
+				later = true
+			}
+		}
+		if len(rec) == 2 && !later {
+			c.settle(i, ok(id)) // nothing to set (an undelete without fields)
+			continue
+		}
+		idx, recs, deferred = append(idx, i), append(recs, rec), append(deferred, later)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	countCall(ctx)
+	res, err := c.w.cfg.Target.UpdateMany(ctx, sobject, recs, false)
+	if err != nil {
+		return err
+	}
+	if len(res) != len(recs) {
+		return fmt.Errorf("replicate: target answered %d results for %d updates", len(res), len(recs))
+	}
+	for k, i := range idx {
+		r := res[k]
+		switch {
+		case r.Success && deferred[k]:
+			c.settle(i, writtenWithoutParent(recs[k]["Id"].(string)))
+		case r.Success:
+			c.settle(i, ok(recs[k]["Id"].(string)))
+		case salesforce.IsEntityDeleted(r.Err()):
+			c.missing = append(c.missing, i)
+			c.settled[i] = true
+		default:
+			c.settle(i, recordFailure(r.Err(), c.w.cfg.ExternalIDField))
+		}
+	}
+	return nil
+}
+
+// delete deletes the live target records of the deletes; a record already
+// gone counts as deleted.
+func (c *changeWrite) delete(ctx context.Context) error {
+	var idx []int
+	var ids []string
+	for _, i := range c.pending(opDelete) {
+		id, found := c.live[c.gs[i].sourceID]
+		if !found {
+			c.settle(i, ok(""))
+			continue
+		}
+		idx, ids = append(idx, i), append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	countCall(ctx)
+	res, err := c.w.cfg.Target.DeleteMany(ctx, ids, false)
+	if err != nil {
+		return err
+	}
+	if len(res) != len(ids) {
+		return fmt.Errorf("replicate: target answered %d results for %d deletes", len(res), len(ids))
+	}
+	for k, i := range idx {
+		if r := res[k]; r.Success || salesforce.IsEntityDeleted(r.Err()) {
+			c.settle(i, ok(""))
+		} else {
+			c.settle(i, recordFailure(r.Err(), c.w.cfg.ExternalIDField))
+		}
+	}
+	return nil
+}
+
+// recreate writes the records the target lacks with their whole state
+// from the source, by upsert: a record deleted in the source since is left
+// alone (its delete event follows, or was applied).
+func (c *changeWrite) recreate(ctx context.Context) error {
+	if len(c.missing) == 0 {
+		return nil
+	}
+	var need []string
+	org := ""
+	for _, i := range c.missing {
+		if !c.gs[i].replay {
+			need, org = append(need, c.gs[i].sourceID), c.gs[i].ev.SourceOrg
+		}
+	}
+	var now map[string]event.Event
+	if len(need) > 0 {
+		if c.w.cfg.Source == nil {
+			for _, i := range c.missing {
+				if !c.gs[i].replay {
+					c.settle(i, sourceNeeded(fmt.Sprintf("the target has no record with %s = %s to update", c.w.cfg.ExternalIDField, c.gs[i].sourceID)))
+				}
+			}
+		} else {
+			var err error
+			if now, err = c.w.readSource(ctx, org, need); err != nil {
+				return err
+			}
+		}
+	}
+	var up []*group
+	var idx []int
+	for _, i := range c.missing {
+		g := c.gs[i]
+		if !g.replay {
+			if c.w.cfg.Source == nil {
+				continue
+			}
+			cur, live := now[g.sourceID]
+			if !live {
+				c.settle(i, ok(""))
+				continue
+			}
+			g.ev.Fields = cur.Fields
+		}
+		// An upsert of the whole record, as a create.
+		ev := g.ev
+		ev.Type = event.TypeAccountCreated
+		up = append(up, &group{sourceID: g.sourceID, ev: ev, ds: g.ds, op: opCreate, tries: g.tries})
+		idx = append(idx, i)
+	}
+	if len(up) == 0 {
+		return nil
+	}
+	countCall(ctx)
+	outs, err := c.w.upsertMany(ctx, up)
+	if err != nil {
+		return err
+	}
+	for k, i := range idx {
+		c.settle(i, outs[k])
+	}
+	return nil
+}
+
+// readSource reads the records' copied fields from the source org, deleted
+// rows included; the result holds the live ones only, as created events
+// carrying the whole state. A failure is transient for the engine: the
+// source's trouble is not the target's.
+func (w *Worker) readSource(ctx context.Context, org string, ids []string) (map[string]event.Event, error) {
+	soql := fmt.Sprintf("SELECT Id, IsDeleted, %s FROM Account WHERE Id IN (%s)", strings.Join(w.cfg.Fields.Names(), ", "), quoteList(ids))
+	out := make(map[string]event.Event, len(ids))
+	for rec, err := range w.cfg.Source.QueryAll(ctx, soql) {
+		if err != nil {
+			return nil, fmt.Errorf("replicate: reading the source org: %v", err) // not wrapped: transient here
+		}
+		if del, _ := rec["IsDeleted"].(bool); del {
+			continue
+		}
+		delete(rec, "IsDeleted")
+		ev, err := event.NewAccountCreated(org, rec, w.cfg.Fields)
+		if err != nil {
+			return nil, fmt.Errorf("replicate: a source record: %v", err)
+		}
+		out[ev.SourceID] = ev
+	}
+	return out, nil
+}
+
+// checkLinks drops the links whose child no longer names that parent in the
+// source (docs/ordering.md, rule 6): a later change of the child overtook
+// the link while it waited for its parent.
+func (w *Worker) checkLinks(ctx context.Context, links []*group) []*group {
+	ids := make([]string, len(links))
+	for i, g := range links {
+		ids[i] = g.sourceID
+	}
+	now, err := w.readSource(ctx, links[0].ev.SourceOrg, ids)
+	if err != nil {
+		w.log.Warn("checking links against the source failed; applying them unchecked", "err", err)
+		return links
+	}
+	keep := links[:0]
+	for _, g := range links {
+		if cur, live := now[g.sourceID]; live && cur.ParentSourceID() == g.ev.ParentID {
+			keep = append(keep, g)
+			continue
+		}
+		w.ack(ctx, g)
+		if r := runOf(ctx); r != nil {
+			r.known.Add(int64(len(g.ds)))
+		}
+		w.log.Info("link dropped: the child no longer names that parent in the source",
+			"source_id", g.sourceID, "parent_source_id", g.ev.ParentID)
+	}
+	return keep
+}
+
+// quoteList is a SOQL IN list of IDs (record IDs never hold quotes; any
+// other character is escaped all the same).
+func quoteList(ids []string) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\'')
+		b.WriteString(strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(id))
+		b.WriteByte('\'')
+	}
+	return b.String()
+}
+
+// normalizeID returns the 18-character form of a record ID, or s.
+func normalizeID(s string) string {
+	if id, err := salesforce.NormalizeID(s); err == nil {
+		return id
+	}
+	return s
+}
