@@ -625,7 +625,7 @@ func (e *env) explain(ctx context.Context, t *testing.T, events *eventLog, d lif
 		src, _ := e.source.rows(ctx, "SELECT "+cols+" FROM Account WHERE Id = '"+id+"'")
 		tgt, _ := e.target.rows(ctx, "SELECT "+cols+", Source_Id__c FROM Account WHERE Source_Id__c = '"+id+"'")
 		t.Logf("record %s (partition %d)\n  source: %v\n  target: %v\n  events published:\n    %s", id,
-			partitionOf(id, lifePartitions), src, tgt, strings.Join(events.of(id), "\n    "))
+			queue.PartitionOf(id, lifePartitions), src, tgt, strings.Join(events.of(id), "\n    "))
 	}
 }
 
@@ -883,7 +883,7 @@ func (e *env) killHolderMidUpdate(ctx context.Context, t *testing.T, lr *lifeRec
 // waitPartitionIdle waits until partition p's consumer holds nothing.
 func (e *env) waitPartitionIdle(ctx context.Context, p int, timeout time.Duration) bool {
 	return eventually(ctx, timeout, 100*time.Millisecond, func() bool {
-		c, err := e.js.Consumer(ctx, queue.Stream, partitionConsumer(p))
+		c, err := e.js.Consumer(ctx, queue.Stream, queue.ConsumerFor(p))
 		if err != nil {
 			return false
 		}
@@ -902,7 +902,7 @@ func (e *env) waitPartitionIdle(ctx context.Context, p int, timeout time.Duratio
 func (e *env) killHolderOnce(ctx context.Context, t *testing.T, lr *lifeRecords, round, attempt int, keepDown bool, avoid, tried map[string]bool) (targetedKill, error) {
 	t.Helper()
 	k := targetedKill{attempts: attempt}
-	kv, err := e.js.KeyValue(ctx, leaseBucket)
+	kv, err := e.js.KeyValue(ctx, queue.PartitionBucket)
 	if err != nil {
 		return k, fmt.Errorf("lease bucket: %w", err)
 	}
@@ -924,7 +924,7 @@ func (e *env) killHolderOnce(ctx context.Context, t *testing.T, lr *lifeRecords,
 			if gone[id] || tried[id] || lifeDeleted(lr.indexOf(id)) {
 				continue
 			}
-			p := partitionOf(id, lifePartitions)
+			p := queue.PartitionOf(id, lifePartitions)
 			if h := holderOf(p); h != "" && !avoid[h] {
 				k.record, k.partition, k.worker = id, p, h
 				return true
@@ -943,7 +943,7 @@ func (e *env) killHolderOnce(ctx context.Context, t *testing.T, lr *lifeRecords,
 	if w == nil {
 		return k, fmt.Errorf("partition %d is held by %q, none of the workers", k.partition, k.worker)
 	}
-	c, err := e.js.Consumer(ctx, queue.Stream, partitionConsumer(k.partition))
+	c, err := e.js.Consumer(ctx, queue.Stream, queue.ConsumerFor(k.partition))
 	if err != nil {
 		return k, fmt.Errorf("consumer of partition %d: %w", k.partition, err)
 	}
@@ -981,7 +981,7 @@ func (e *env) killHolderOnce(ctx context.Context, t *testing.T, lr *lifeRecords,
 		st, err := e.target.stats(ctx)
 		return ci != nil && ci.NumAckPending > 0 && err == nil && writeCalls(st) > writeCalls(before)
 	}) {
-		return k, fmt.Errorf("the older update of %s never became in flight on %s", k.record, partitionConsumer(k.partition))
+		return k, fmt.Errorf("the older update of %s never became in flight on %s", k.record, queue.ConsumerFor(k.partition))
 	}
 	inFlightSince := time.Now()
 	if err := e.source.updateRecords(ctx, map[string]map[string]any{k.record: k.newer}); err != nil {

@@ -252,8 +252,8 @@ func TestChaosMigrate(t *testing.T) {
 		t.Errorf("the old consumer %q still exists after the migration (consumers: %v)", queue.ConsumerName, consumers)
 	}
 	for p := range 16 {
-		if !has[partitionConsumer(p)] {
-			t.Errorf("no consumer %s after the migration (consumers: %v)", partitionConsumer(p), consumers)
+		if !has[queue.ConsumerFor(p)] {
+			t.Errorf("no consumer %s after the migration (consumers: %v)", queue.ConsumerFor(p), consumers)
 		}
 	}
 	entries, err := e.dlqList(ctx)
