@@ -79,7 +79,7 @@ func TestCDCPublishesCreatesLikePoll(t *testing.T) {
 	changes := map[string][]string{} // by record, in stream order
 	for _, m := range e.messages() {
 		changes[m.ev.SourceID] = append(changes[m.ev.SourceID], m.ev.Change())
-		if m.subject != queue.AccountSubject(m.ev.Change(), m.ev.SourceID) {
+		if m.subject != queue.PartitionedSubject(m.ev.Change(), m.ev.SourceID, queue.PartitionOf(m.ev.SourceID, queue.DefaultPartitions)) {
 			t.Errorf("%s %s on subject %s", m.ev.Type, m.ev.SourceID, m.subject)
 		}
 		if m.ev.Type == event.TypeAccountUpdated && (len(m.ev.Fields) != 1 || m.ev.Fields["Phone"] != "1") {

@@ -182,7 +182,7 @@ func TestPollerAll_Lifecycle(t *testing.T) {
 		if m.ev.Type != want[i].typ || m.ev.SourceID != want[i].id {
 			t.Errorf("message %d: %s of %s, want %s of %s", i, m.ev.Type, m.ev.SourceID, want[i].typ, want[i].id)
 		}
-		if m.subject != queue.AccountSubject(m.ev.Change(), m.ev.SourceID) || m.msgID != m.ev.MsgID() {
+		if m.subject != queue.PartitionedSubject(m.ev.Change(), m.ev.SourceID, queue.PartitionOf(m.ev.SourceID, queue.DefaultPartitions)) || m.msgID != m.ev.MsgID() {
 			t.Errorf("message %d: subject %s, msg id %s", i, m.subject, m.msgID)
 		}
 		if keys[m.msgID] {

@@ -57,7 +57,7 @@ func TestQueuePublisher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Subject != "orgsync.account.created."+sid(1) || string(m.Data) != string(body) ||
+	if m.Subject != queue.PartitionedSubject("created", sid(1), queue.PartitionOf(sid(1), queue.DefaultPartitions)) || string(m.Data) != string(body) ||
 		m.Header.Get(queue.HeaderMsgID) != srcOrg+":"+sid(1)+":repair:1" || m.Header.Get(queue.HeaderRepair) != "1" ||
 		m.Header.Get(queue.HeaderSourceID) != sid(1) {
 		t.Errorf("repair message: %s %s %v", m.Subject, m.Data, m.Header)

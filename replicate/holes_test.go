@@ -48,8 +48,10 @@ func TestIDMapFailureDoesNotRewrite(t *testing.T) {
 	if err := w.w.Ready(); err == nil || !strings.Contains(err.Error(), "id map") {
 		t.Errorf("Ready() = %v, want the id map named", err)
 	}
-	if n := h.org.Stats().Records["Account"]; n != len(ns) {
-		t.Errorf("%d records in the target while the map fails, want %d (each once)", n, len(ns))
+	// The events of a batch's partitions are written once and held; other
+	// partitions' events wait (a held worker takes no new batch).
+	if n := h.org.Stats().Records["Account"]; n == 0 || n > len(ns) {
+		t.Errorf("%d records in the target while the map fails, want 1..%d (each once)", n, len(ns))
 	}
 	fm.fail.Store(false)
 	h.waitFor("settled", 30*time.Second, h.settled)

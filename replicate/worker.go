@@ -431,13 +431,17 @@ func (w *Worker) loop(ctx context.Context) error {
 				return nil
 			}
 			fails++
+			w.state.setConsumerErr(fmt.Errorf("taking events from the partitions fails: %w", err))
 			w.log.Warn("taking a batch failed", "err", err, "consecutive", fails)
 			if !sleep(ctx, min(time.Duration(fails)*500*time.Millisecond, 5*time.Second)) {
 				return nil
 			}
 			continue
 		}
-		fails = 0
+		if fails > 0 {
+			fails = 0
+			w.state.setConsumerErr(nil)
+		}
 		ds := lot.Deliveries()
 		if len(ds) == 0 {
 			lot.Done()

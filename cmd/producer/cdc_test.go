@@ -123,7 +123,10 @@ func TestCDCCommand(t *testing.T) {
 		t.Errorf("stdout %q", stdout.String())
 	}
 	got := storedEvents(t, emb)
-	for i, want := range []string{"orgsync.account.updated." + newer, "orgsync.account.deleted." + older} {
+	for i, want := range []string{
+		queue.PartitionedSubject("updated", newer, queue.PartitionOf(newer, queue.DefaultPartitions)),
+		queue.PartitionedSubject("deleted", older, queue.PartitionOf(older, queue.DefaultPartitions)),
+	} {
 		if len(got) != 4 || !strings.HasPrefix(got[2+i], want+" ") {
 			t.Errorf("stream %q: want message %d on %s", got, 2+i, want)
 		}

@@ -313,7 +313,10 @@ func TestPollChangesAll(t *testing.T) {
 	if len(got) != 5 {
 		t.Fatalf("stream %q, want 3 creates, an update and a delete", got)
 	}
-	for i, want := range []string{"orgsync.account.updated." + ids[0] + " ", "orgsync.account.deleted." + ids[1] + " "} {
+	for i, want := range []string{
+		queue.PartitionedSubject("updated", ids[0], queue.PartitionOf(ids[0], queue.DefaultPartitions)) + " ",
+		queue.PartitionedSubject("deleted", ids[1], queue.PartitionOf(ids[1], queue.DefaultPartitions)) + " ",
+	} {
 		if m := got[3+i]; !strings.HasPrefix(m, want) || !strings.Contains(m, ":"+ids[i]+":") {
 			t.Errorf("message %d: %q, want %q…", 3+i, m, want)
 		}
