@@ -50,7 +50,8 @@ func (p lifePlan) ttl() time.Duration {
 // times in quick succession (fields set blank among them), 10% deleted and
 // half of those undeleted, while `producer poll -changes all` captures and
 // three workers replicate; workers are SIGKILLed at random, the NATS server
-// is SIGKILLed and restarted, the target fails 5% of its calls; then, on a
+// is SIGKILLed and restarted, the workers' NATS connections break now and
+// then (network blips), the target fails 5% of its calls; then, on a
 // quiet pipeline, the worker holding a partition is SIGKILLed while an
 // update of a record is in flight and a newer one is queued behind it
 // (twice: restarted at once under the same ID, and kept down until another
