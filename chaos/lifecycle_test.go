@@ -486,7 +486,11 @@ func runLifecycle(t *testing.T, p lifePlan) {
 	f.add("deleted / undeleted", "%d deleted (10%%), %d of them undeleted (%d edited afterwards); %d live at the end", deleted, undeleted, edited, final.live)
 	f.add("events through ORGSYNC", "%d (stream's last sequence)", final.streamSeq)
 	f.add("network blips", "%d (what NATS sent the workers lost for %s, then every connection cut; every %s while the source changed)", blips, lifeBlipLoss, lifeBlipEvery)
-	f.add("worker SIGKILLs", "%d at random (every %s, restarted after 0.5s) + %d targeted", kills, p.killEvery, len(targeted))
+	if p.noKills {
+		f.add("worker SIGKILLs", "none: every worker keeps its leases through the faults")
+	} else {
+		f.add("worker SIGKILLs", "%d at random (every %s, restarted after 0.5s) + %d targeted", kills, p.killEvery, len(targeted))
+	}
 	for i, k := range targeted {
 		f.add(fmt.Sprintf("  targeted kill %d", i+1), "%s", k)
 	}
@@ -495,8 +499,15 @@ func runLifecycle(t *testing.T, p lifePlan) {
 	f.add("target faults", "503 rate 0.05, latency 20ms (%s while a write was held in flight)", slowTarget)
 	f.add("target API calls", "%d (GET /query includes the test's own reads): %s", final.stats.APICalls, routeSummary(final.stats.ByRoute))
 	f.add("503s retried (worker logs)", "%d", e.countInLogs("worker-", "SERVER_UNAVAILABLE"))
-	f.add("time to converge", "%s after the last source change (phase 1); %s after the targeted kills",
-		converge1.Round(time.Millisecond), durations(converge2))
+	if p.noKills {
+		f.add("time to converge", "%s after the last source change", converge1.Round(time.Millisecond))
+	} else {
+		f.add("time to converge", "%s after the last source change (phase 1); %s after the targeted kills",
+			converge1.Round(time.Millisecond), durations(converge2))
+	}
+	if n := e.countInLogs("worker-", "waiting for deliveries lost on the broken connection"); n > 0 {
+		f.add("waits after a reconnection", "%d (a partition held through a reconnection waits -ack-wait before fetching again)", n)
+	}
 	f.add("final check", "%s", final.diff)
 	f.add("DLQ", "%d entries (expected 0)", final.dlq)
 	f.add("wall time", "%s", time.Since(began).Round(time.Millisecond))
