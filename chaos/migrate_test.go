@@ -68,7 +68,7 @@ func TestChaosMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiting, err := old.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	waiting, err := old.Fetch(1, jetstream.FetchMaxWait(10*time.Second)) // long enough for the command to look
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestChaosMigrate(t *testing.T) {
 	t.Logf("worker migrate with an old worker still running: %s", refusal)
 	for range waiting.Messages() { // ends when the request expires
 	}
-	if !eventually(ctx, 10*time.Second, 50*time.Millisecond, func() bool {
+	if !eventually(ctx, 20*time.Second, 50*time.Millisecond, func() bool {
 		ci, err := old.Info(ctx)
 		return err == nil && ci.NumWaiting == 0
 	}) {
