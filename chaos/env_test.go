@@ -41,6 +41,11 @@ type env struct {
 	// streamReplicas, when set, is passed to every worker and the producer
 	// as -stream-replicas.
 	streamReplicas int
+	// producerArgs are added to the producer's command line.
+	producerArgs []string
+	// workerProxy, when set, stands between the workers and the (single)
+	// NATS server: cutting its connections is a network blip.
+	workerProxy *tcpProxy
 
 	mon *nats.Conn
 	js  jetstream.JetStream
@@ -247,6 +252,15 @@ func (e *env) tryStartNATS(n int) error {
 	return nil
 }
 
+// workerNATSURLs is what the workers connect to: the proxy when there is
+// one, else the servers.
+func (e *env) workerNATSURLs() string {
+	if e.workerProxy != nil {
+		return e.workerProxy.url()
+	}
+	return e.natsURLs()
+}
+
 // natsURLs is the comma-separated list every client connects with.
 func (e *env) natsURLs() string {
 	var u []string
@@ -316,18 +330,37 @@ func (e *env) assertReplicas(ctx context.Context, want int) {
 type queueState struct {
 	pending, ackPending uint64
 	dlq                 uint64
+	// stored is what ORGSYNC holds (a work queue: every event not yet
+	// acknowledged, including those on subjects no consumer reads yet).
+	stored uint64
+	// consumers is how many consumers ORGSYNC has.
+	consumers int
 }
 
+// queueState sums the progress of every consumer of ORGSYNC: the single
+// "workers" of the previous layout, or the partition consumers
+// "workers-<p>" (docs/ordering.md).
 func (e *env) queueState(ctx context.Context) (queueState, error) {
 	var s queueState
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := e.js.Consumer(ctx, queue.Stream, queue.ConsumerName)
+	st, err := e.js.Stream(ctx, queue.Stream)
 	if err != nil {
 		return s, err
 	}
-	ci := c.CachedInfo()
-	s.pending, s.ackPending = ci.NumPending, uint64(max(ci.NumAckPending, 0))
+	s.stored = st.CachedInfo().State.Msgs
+	lister := st.ListConsumers(ctx)
+	for ci := range lister.Info() {
+		s.consumers++
+		s.pending += ci.NumPending
+		s.ackPending += uint64(max(ci.NumAckPending, 0))
+	}
+	if err := lister.Err(); err != nil {
+		return s, err
+	}
+	if s.consumers == 0 {
+		return s, fmt.Errorf("%s has no consumer yet", queue.Stream)
+	}
 	d, err := e.js.Stream(ctx, queue.DLQStream)
 	if err != nil {
 		return s, err
@@ -376,7 +409,7 @@ func (e *env) addWorker(id string, extra ...string) *workerProc {
 	w := &workerProc{id: id, dataDir: filepath.Join(e.dir, "data-"+id), port: freePort(e.t)}
 	w.p = e.newProc("worker-"+id, "worker", func() []string {
 		args := []string{"run",
-			"-nats-url", e.natsURLs(),
+			"-nats-url", e.workerNATSURLs(),
 			"-target-url", e.target.url, "-target-client-id", "demo", "-target-client-secret", "demo-secret",
 			"-worker-id", id, "-data-dir", w.dataDir,
 			"-ack-wait", ackWait.String(), "-max-deliver", strconv.Itoa(maxDeliver), "-linger", "50ms",
@@ -441,7 +474,7 @@ func (e *env) startProducer() {
 			if e.streamReplicas > 0 {
 				args = append(args, "-stream-replicas", strconv.Itoa(e.streamReplicas))
 			}
-			return args
+			return append(args, e.producerArgs...)
 		})
 	}
 	if err := e.producer.start(); err != nil {
@@ -497,6 +530,7 @@ type dlqEntry struct {
 	Message  string `json:"message"`
 	Attempts int    `json:"attempts"`
 	Seq      uint64 `json:"stream_seq"`
+	Change   string `json:"change"`
 }
 
 func (e *env) dlqList(ctx context.Context) ([]dlqEntry, error) {

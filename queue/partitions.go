@@ -977,6 +977,7 @@ func (p *Partitions) pull(pt *part) {
 	}
 	fetchWait := min(time.Second, p.ttl/3, pt.ackWait/3)
 	failures := 0
+	seen := p.reconnects()
 	for {
 		select {
 		case <-pt.stop:
@@ -995,7 +996,19 @@ func (p *Partitions) pull(pt *part) {
 			}
 			continue
 		}
-		msgs, err := p.fetchInto(pt, min(room, 1000), fetchWait)
+		if r := p.reconnects(); r != seen {
+			// The connection broke since the last fetch began: the server
+			// may have delivered messages to that fetch which never
+			// arrived. They become redeliverable AckWait after their
+			// delivery and then come before anything newer: wait that long
+			// before fetching again, as a takeover does (rule 2).
+			seen = r
+			if !p.waitLost(pt) {
+				return
+			}
+			continue
+		}
+		msgs, err := p.fetchInto(pt, min(room, 1000), fetchWait, seen)
 		if err != nil {
 			failures++
 			if errors.Is(err, ErrNoConsumer) {
@@ -1029,7 +1042,12 @@ func (p *Partitions) pull(pt *part) {
 // whole fetch wait). Once pt is lost, the rest of the request is left
 // unbuffered: those messages become redeliverable after AckWait. It returns
 // how many arrived; an error wraps ErrNoConsumer when the consumer is gone.
-func (p *Partitions) fetchInto(pt *part, batch int, wait time.Duration) (int, error) {
+//
+// A message that arrives after the connection reconnected (its reconnection
+// count is no longer seen) is not buffered: it may be newer than one lost on
+// the broken connection. Left unacknowledged, it is redelivered in stream
+// order with the lost ones after pull's wait.
+func (p *Partitions) fetchInto(pt *part, batch int, wait time.Duration, seen uint64) (int, error) {
 	b, err := pt.cons.Fetch(batch, jetstream.FetchMaxWait(wait))
 	if err != nil {
 		return 0, consumerNamedErr("fetch", pt.cons.CachedInfo().Name, err)
@@ -1037,6 +1055,9 @@ func (p *Partitions) fetchInto(pt *part, batch int, wait time.Duration) (int, er
 	n := 0
 	for m := range b.Messages() {
 		n++
+		if p.reconnects() != seen {
+			continue
+		}
 		d := newDelivery(m, time.Now())
 		d.Partition, d.fence = pt.p, pt.fence
 		p.mu.Lock()
@@ -1051,6 +1072,29 @@ func (p *Partitions) fetchInto(pt *part, batch int, wait time.Duration) (int, er
 		return 0, consumerNamedErr("fetch", pt.cons.CachedInfo().Name, err)
 	}
 	return n, nil
+}
+
+// waitLost waits pt's AckWait after a reconnection (see pull); false when
+// told to stop meanwhile.
+func (p *Partitions) waitLost(pt *part) bool {
+	p.log.Info("queue: reconnected to NATS; waiting for deliveries lost on the broken connection before fetching again",
+		"partition", pt.p, "wait", pt.ackWait.String())
+	t := time.NewTimer(pt.ackWait)
+	defer t.Stop()
+	select {
+	case <-pt.stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// reconnects is how many times this worker's NATS connection reconnected.
+func (p *Partitions) reconnects() uint64 {
+	if nc := p.q.js.Conn(); nc != nil {
+		return nc.Stats().Reconnects
+	}
+	return 0
 }
 
 // recreate replaces pt's consumer, deleted under this worker (an operator's

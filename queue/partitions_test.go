@@ -854,6 +854,9 @@ func TestPartitions_SuspendWaitsForLot(t *testing.T) {
 	}
 	// The two events it had buffered were handed back, not lost.
 	ps.Resume()
+	// Each fetched message is buffered as it arrives: wait for both, or
+	// Next may hand out the first alone.
+	bufferedIn(t, ps, px, 2)
 	rest, err := ps.Next(ctxTimeout(t, 15*time.Second), 10, 0)
 	if err != nil || len(rest.Deliveries) != 2 {
 		t.Fatalf("after Resume Next = %v, %v; want the 2 handed back", rest, err)
