@@ -13,8 +13,9 @@ import (
 // fields whose values are strings, numbers, true, false or null. It
 // reports false for anything else, and Decode then uses encoding/json,
 // whose result fastDecode's equals whenever it reports true (see
-// FuzzFastDecode).
-func fastDecode(body []byte) (Event, bool) {
+// FuzzFastDecode). With keepRaw, the fields of a created event are kept
+// as RawFields instead (see DecodeRaw).
+func fastDecode(body []byte, keepRaw bool) (Event, bool) {
 	var e Event
 	d := scanner{jsonscan.Scanner{B: body}}
 	if !d.Consume('{') {
@@ -65,7 +66,11 @@ func fastDecode(body []byte) (Event, bool) {
 			}
 		case "fields":
 			slot = 6
-			e.Fields, ok = d.fields()
+			if keepRaw {
+				e.Raw, ok = d.rawFields()
+			} else {
+				e.Fields, ok = d.fields()
+			}
 		case "changed_at":
 			slot = 7
 			d.Space()
@@ -87,6 +92,14 @@ func fastDecode(body []byte) (Event, bool) {
 	d.Space()
 	if d.I != len(d.B) {
 		return Event{}, false
+	}
+	if e.Raw != nil && e.Type != TypeAccountCreated {
+		// Only created events keep their fields raw.
+		m, ok := decodeObject(e.Raw.obj)
+		if !ok {
+			return Event{}, false
+		}
+		e.Fields, e.Raw = m, nil
 	}
 	return e, true
 }

@@ -230,7 +230,7 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 	linkByID := map[string]*group{}
 	evs := map[*group][]event.Event{}
 	for _, d := range ds {
-		ev, err := event.Decode(d.Data())
+		ev, err := event.DecodeRaw(d.Data())
 		sourceID := ev.SourceID
 		if err != nil {
 			sourceID = d.Header(queue.HeaderSourceID)
@@ -278,9 +278,20 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 	// Collapse each record's events, in stream order, into one write.
 	var created, changes []*group
 	for _, g := range records {
-		g.op, g.ev = collapse(evs[g], w.cfg.Deletes)
+		es := evs[g]
+		if len(es) == 1 && es[0].Raw != nil && w.cfg.Mode == ModeUpsert && !(g.replay && w.cfg.Source != nil) {
+			// The hot path: one created event, upserted with its fields as
+			// they came (appendRecord), never merged into a map.
+			g.op, g.ev, g.pure = opCreate, es[0], true
+			created = append(created, g)
+			continue
+		}
+		for i := range es {
+			es[i].DecodeFields()
+		}
+		g.op, g.ev = collapse(es, w.cfg.Deletes)
 		g.pure = true
-		for _, e := range evs[g] {
+		for _, e := range es {
 			g.pure = g.pure && e.Type == event.TypeAccountCreated
 		}
 		switch {
