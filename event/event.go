@@ -27,7 +27,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"orgsync/salesforce"
@@ -332,14 +331,29 @@ func clip(s string) string {
 // the record ID, ownership and record type (org-specific) and the audit and
 // system fields Salesforce maintains itself.
 func neverCopied(field string) bool {
-	for _, n := range neverCopiedNames {
-		if strings.EqualFold(field, n) {
-			return true
+	return len(field) <= maxNeverCopied && neverCopiedBytes([]byte(field))
+}
+
+// maxNeverCopied is the longest name neverCopied knows.
+const maxNeverCopied = len("lastreferenceddate")
+
+// neverCopiedBytes is neverCopied for the bytes of a key.
+func neverCopiedBytes(s []byte) bool {
+	if len(s) > maxNeverCopied {
+		return false
+	}
+	var buf [maxNeverCopied]byte
+	for i, c := range s {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
 		}
+		buf[i] = c
+	}
+	switch string(buf[:len(s)]) {
+	case "id", "ownerid", "recordtypeid", "createddate", "createdbyid", "lastmodifieddate",
+		"lastmodifiedbyid", "systemmodstamp", "isdeleted", "masterrecordid", "lastactivitydate",
+		"lastvieweddate", "lastreferenceddate", "attributes", "photourl", "jigsaw", "jigsawcompanyid":
+		return true
 	}
 	return false
 }
-
-var neverCopiedNames = [...]string{"id", "ownerid", "recordtypeid", "createddate", "createdbyid", "lastmodifieddate",
-	"lastmodifiedbyid", "systemmodstamp", "isdeleted", "masterrecordid", "lastactivitydate",
-	"lastvieweddate", "lastreferenceddate", "attributes", "photourl", "jigsaw", "jigsawcompanyid"}

@@ -32,12 +32,12 @@ func fastDecode(body []byte, keepRaw bool) (Event, bool) {
 			return Event{}, false
 		}
 		first = false
-		key, ok := d.Str()
+		key, ok := d.Bytes()
 		if !ok || !d.Consume(':') {
 			return Event{}, false
 		}
 		var slot int
-		switch key {
+		switch string(key) {
 		case "v":
 			slot = 0
 			n, ok := d.smallInt()
@@ -47,7 +47,7 @@ func fastDecode(body []byte, keepRaw bool) (Event, bool) {
 			e.V = n
 		case "type":
 			slot = 1
-			e.Type, ok = d.Str()
+			e.Type, ok = d.eventType()
 		case "source_org":
 			slot = 2
 			e.SourceOrg, ok = d.Str()
@@ -61,7 +61,7 @@ func fastDecode(body []byte, keepRaw bool) (Event, bool) {
 			slot = 5
 			d.Space()
 			start := d.I
-			if _, ok = d.Str(); ok {
+			if _, ok = d.Bytes(); ok {
 				ok = e.CreatedAt.UnmarshalJSON(d.B[start:d.I]) == nil
 			}
 		case "fields":
@@ -75,7 +75,7 @@ func fastDecode(body []byte, keepRaw bool) (Event, bool) {
 			slot = 7
 			d.Space()
 			start := d.I
-			if _, ok = d.Str(); ok {
+			if _, ok = d.Bytes(); ok {
 				ok = e.ChangedAt.UnmarshalJSON(d.B[start:d.I]) == nil
 			}
 		case "change_key":
@@ -105,6 +105,27 @@ func fastDecode(body []byte, keepRaw bool) (Event, bool) {
 }
 
 type scanner struct{ jsonscan.Scanner }
+
+// eventType reads the type, without a copy when it is a known one.
+func (d *scanner) eventType() (string, bool) {
+	b, ok := d.Bytes()
+	if !ok {
+		return "", false
+	}
+	switch string(b) {
+	case TypeAccountCreated:
+		return TypeAccountCreated, true
+	case TypeAccountUpdated:
+		return TypeAccountUpdated, true
+	case TypeAccountDeleted:
+		return TypeAccountDeleted, true
+	case TypeAccountUndeleted:
+		return TypeAccountUndeleted, true
+	case TypeAccountLink:
+		return TypeAccountLink, true
+	}
+	return string(b), true
+}
 
 // smallInt reads a non-negative integer of at most 9 digits without a
 // leading zero (other than "0" itself).

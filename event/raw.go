@@ -365,13 +365,3 @@ func validName(s []byte) bool {
 	}
 	return true
 }
-
-// neverCopiedBytes is neverCopied for the bytes of a key.
-func neverCopiedBytes(s []byte) bool {
-	for _, n := range neverCopiedNames {
-		if len(n) == len(s) && bytes.EqualFold(s, []byte(n)) {
-			return true
-		}
-	}
-	return false
-}
