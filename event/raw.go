@@ -51,7 +51,10 @@ func (r *RawFields) Len() int {
 // the object has that exact key (true may also mean the key's text is in a
 // value).
 func (r *RawFields) Has(key string) bool {
-	for i := 0; ; {
+	if key == "" {
+		return false
+	}
+	for i := 0; i < len(r.obj); {
 		j := bytes.Index(r.obj[i:], []byte(key))
 		if j < 0 {
 			return false
@@ -62,6 +65,7 @@ func (r *RawFields) Has(key string) bool {
 		}
 		i++
 	}
+	return false
 }
 
 // DecodeRaw is Decode, except that a created event's fields of the usual

@@ -159,6 +159,19 @@ func TestDecodeRawKeepsUsualBodies(t *testing.T) {
 	}
 }
 
+// Has finds keys, may report a key's text in a value, never misses a key.
+func TestRawFieldsHas(t *testing.T) {
+	e, err := DecodeRaw([]byte(rawCreated(`{"Name":"Source_Id__c","Phone":"1"}`)))
+	if err != nil || e.Raw == nil {
+		t.Fatalf("%v, raw %v", err, e.Raw != nil)
+	}
+	for key, want := range map[string]bool{"Name": true, "Phone": true, "Source_Id__c": true, "Fax": false, "Nam": false, "": false, `"`: false} {
+		if got := e.Raw.Has(key); got != want {
+			t.Errorf("Has(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
+
 // Encode writes a raw event's fields.
 func TestEncodeRaw(t *testing.T) {
 	e, err := DecodeRaw([]byte(rawSeeds[0]))
