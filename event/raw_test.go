@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -66,7 +67,9 @@ func FuzzDecodeRaw(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		want, werr := Decode(body)
 		got, gerr := DecodeRaw(body)
-		if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+		// With several bad field names, which one Decode reports follows
+		// the map's order, at random.
+		if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() && !(fieldError(werr) && fieldError(gerr)) {
 			t.Fatalf("%q: Decode error %v, DecodeRaw error %v", body, werr, gerr)
 		}
 		if werr != nil {
@@ -109,6 +112,11 @@ func FuzzDecodeRaw(f *testing.F) {
 			t.Fatalf("%q:\nraw  %#v\nwant %#v", body, got, want)
 		}
 	})
+}
+
+// fieldError reports an error about a field's name.
+func fieldError(err error) bool {
+	return errors.Is(err, ErrMalformed) && (strings.Contains(err.Error(), ": field name ") || strings.Contains(err.Error(), " is never copied"))
 }
 
 // The usual created bodies keep their fields raw, ParentId cut out in any
