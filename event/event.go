@@ -27,7 +27,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"orgsync/salesforce"
@@ -107,6 +106,9 @@ type Event struct {
 	ChangeKey string         `json:"change_key,omitempty"`
 	Fields    map[string]any `json:"fields,omitempty"`
 	ParentID  string         `json:"parent_id,omitempty"`
+	// Raw, set by DecodeRaw instead of Fields, holds a created event's
+	// fields as the message carried them (see DecodeFields).
+	Raw *RawFields `json:"-"`
 }
 
 // Change is the event's change token ("created", "updated", …, "link").
@@ -152,6 +154,9 @@ func (e Event) ParentSourceID() string {
 	if e.Type == TypeAccountLink {
 		return e.ParentID
 	}
+	if e.Raw != nil {
+		return e.Raw.parent
+	}
 	if p, ok := e.Fields["ParentId"].(string); ok {
 		return p
 	}
@@ -160,6 +165,7 @@ func (e Event) ParentSourceID() string {
 
 // Encode returns the JSON body of the event.
 func (e Event) Encode() ([]byte, error) {
+	e.DecodeFields()
 	b, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("event: encode %s: %w", e.SourceID, err)
@@ -177,7 +183,7 @@ func Decode(body []byte) (Event, error) {
 	if len(body) > maxBody {
 		return Event{}, fmt.Errorf("%w: body of %d bytes exceeds %d", ErrMalformed, len(body), maxBody)
 	}
-	if e, ok := fastDecode(body); ok {
+	if e, ok := fastDecode(body, false); ok {
 		if err := e.normalize(); err != nil {
 			return Event{}, err
 		}
@@ -221,6 +227,14 @@ func (e *Event) normalize() error {
 		}
 		if e.ParentID != "" {
 			return fmt.Errorf("%w: parent_id on an %s event", ErrMalformed, e.Type)
+		}
+		if e.Raw != nil {
+			// fastDecode checked the names and that ParentId is a string or null.
+			if e.Raw.parent != "" {
+				if e.Raw.parent, err = salesforce.NormalizeIDWithPrefix(e.Raw.parent, salesforce.PrefixAccount); err != nil {
+					return fmt.Errorf("%w: fields.ParentId: %v", ErrMalformed, err)
+				}
+			}
 		}
 		if p, ok := e.Fields["ParentId"]; ok && p != nil {
 			s, ok := p.(string)
@@ -317,7 +331,25 @@ func clip(s string) string {
 // the record ID, ownership and record type (org-specific) and the audit and
 // system fields Salesforce maintains itself.
 func neverCopied(field string) bool {
-	switch strings.ToLower(field) {
+	return len(field) <= maxNeverCopied && neverCopiedBytes([]byte(field))
+}
+
+// maxNeverCopied is the longest name neverCopied knows.
+const maxNeverCopied = len("lastreferenceddate")
+
+// neverCopiedBytes is neverCopied for the bytes of a key.
+func neverCopiedBytes(s []byte) bool {
+	if len(s) > maxNeverCopied {
+		return false
+	}
+	var buf [maxNeverCopied]byte
+	for i, c := range s {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	switch string(buf[:len(s)]) {
 	case "id", "ownerid", "recordtypeid", "createddate", "createdbyid", "lastmodifieddate",
 		"lastmodifiedbyid", "systemmodstamp", "isdeleted", "masterrecordid", "lastactivitydate",
 		"lastvieweddate", "lastreferenceddate", "attributes", "photourl", "jigsaw", "jigsawcompanyid":

@@ -13,8 +13,9 @@ import (
 // fields whose values are strings, numbers, true, false or null. It
 // reports false for anything else, and Decode then uses encoding/json,
 // whose result fastDecode's equals whenever it reports true (see
-// FuzzFastDecode).
-func fastDecode(body []byte) (Event, bool) {
+// FuzzFastDecode). With keepRaw, the fields of a created event are kept
+// as RawFields instead (see DecodeRaw).
+func fastDecode(body []byte, keepRaw bool) (Event, bool) {
 	var e Event
 	d := scanner{jsonscan.Scanner{B: body}}
 	if !d.Consume('{') {
@@ -31,12 +32,12 @@ func fastDecode(body []byte) (Event, bool) {
 			return Event{}, false
 		}
 		first = false
-		key, ok := d.Str()
+		key, ok := d.Bytes()
 		if !ok || !d.Consume(':') {
 			return Event{}, false
 		}
 		var slot int
-		switch key {
+		switch string(key) {
 		case "v":
 			slot = 0
 			n, ok := d.smallInt()
@@ -46,7 +47,7 @@ func fastDecode(body []byte) (Event, bool) {
 			e.V = n
 		case "type":
 			slot = 1
-			e.Type, ok = d.Str()
+			e.Type, ok = d.eventType()
 		case "source_org":
 			slot = 2
 			e.SourceOrg, ok = d.Str()
@@ -60,17 +61,21 @@ func fastDecode(body []byte) (Event, bool) {
 			slot = 5
 			d.Space()
 			start := d.I
-			if _, ok = d.Str(); ok {
+			if _, ok = d.Bytes(); ok {
 				ok = e.CreatedAt.UnmarshalJSON(d.B[start:d.I]) == nil
 			}
 		case "fields":
 			slot = 6
-			e.Fields, ok = d.fields()
+			if keepRaw {
+				e.Raw, ok = d.rawFields()
+			} else {
+				e.Fields, ok = d.fields()
+			}
 		case "changed_at":
 			slot = 7
 			d.Space()
 			start := d.I
-			if _, ok = d.Str(); ok {
+			if _, ok = d.Bytes(); ok {
 				ok = e.ChangedAt.UnmarshalJSON(d.B[start:d.I]) == nil
 			}
 		case "change_key":
@@ -88,10 +93,39 @@ func fastDecode(body []byte) (Event, bool) {
 	if d.I != len(d.B) {
 		return Event{}, false
 	}
+	if e.Raw != nil && e.Type != TypeAccountCreated {
+		// Only created events keep their fields raw.
+		m, ok := decodeObject(e.Raw.obj)
+		if !ok {
+			return Event{}, false
+		}
+		e.Fields, e.Raw = m, nil
+	}
 	return e, true
 }
 
 type scanner struct{ jsonscan.Scanner }
+
+// eventType reads the type, without a copy when it is a known one.
+func (d *scanner) eventType() (string, bool) {
+	b, ok := d.Bytes()
+	if !ok {
+		return "", false
+	}
+	switch string(b) {
+	case TypeAccountCreated:
+		return TypeAccountCreated, true
+	case TypeAccountUpdated:
+		return TypeAccountUpdated, true
+	case TypeAccountDeleted:
+		return TypeAccountDeleted, true
+	case TypeAccountUndeleted:
+		return TypeAccountUndeleted, true
+	case TypeAccountLink:
+		return TypeAccountLink, true
+	}
+	return string(b), true
+}
 
 // smallInt reads a non-negative integer of at most 9 digits without a
 // leading zero (other than "0" itself).

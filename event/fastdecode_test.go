@@ -35,7 +35,7 @@ func FuzzFastDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fast, ok := fastDecode(body)
+		fast, ok := fastDecode(body, false)
 		if !ok {
 			return
 		}
@@ -52,7 +52,7 @@ func FuzzFastDecode(f *testing.F) {
 // The usual bodies take the fast path.
 func TestFastDecodeTakesUsualBodies(t *testing.T) {
 	for _, s := range fastSeeds[:4] {
-		if _, ok := fastDecode([]byte(s)); !ok {
+		if _, ok := fastDecode([]byte(s), false); !ok {
 			t.Errorf("fast path refused %s", s)
 		}
 	}

@@ -226,11 +226,16 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 	b.stop = queue.Hold(ds, w.holdEvery())
 
 	var records, links []*group
-	byID := map[string]*group{}
+	byID := make(map[string]*group, len(ds))
 	linkByID := map[string]*group{}
+	// A record's events: the first in g.ev, all of them here once there
+	// are two or more. Groups and their first delivery come from one
+	// allocation each for the batch.
 	evs := map[*group][]event.Event{}
+	groups := make([]group, 0, len(ds))
+	firsts := make([]*queue.Delivery, len(ds))
 	for _, d := range ds {
-		ev, err := event.Decode(d.Data())
+		ev, err := event.DecodeRaw(d.Data())
 		sourceID := ev.SourceID
 		if err != nil {
 			sourceID = d.Header(queue.HeaderSourceID)
@@ -262,9 +267,12 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 		}
 		g := index[ev.SourceID]
 		if g == nil {
-			g = &group{sourceID: ev.SourceID}
+			groups = append(groups, group{sourceID: ev.SourceID})
+			g = &groups[len(groups)-1]
 			index[ev.SourceID] = g
 			*list = append(*list, g)
+			n := len(groups) - 1
+			g.ds = firsts[n : n : n+1]
 		}
 		g.ds = append(g.ds, d)
 		g.replay = g.replay || d.Header(queue.HeaderReplayOf) != ""
@@ -272,15 +280,36 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 			g.op, g.ev = opLink, ev // the latest link wins
 			continue
 		}
-		evs[g] = append(evs[g], ev)
+		switch es := evs[g]; {
+		case len(g.ds) == 1:
+			g.ev = ev
+		case es == nil:
+			evs[g] = []event.Event{g.ev, ev}
+		default:
+			evs[g] = append(es, ev)
+		}
 	}
 
 	// Collapse each record's events, in stream order, into one write.
 	var created, changes []*group
 	for _, g := range records {
-		g.op, g.ev = collapse(evs[g], w.cfg.Deletes)
+		es := evs[g]
+		if es == nil && g.ev.Raw != nil && w.cfg.Mode == ModeUpsert && !(g.replay && w.cfg.Source != nil) {
+			// The hot path: one created event, upserted with its fields as
+			// they came (appendRecord), never merged into a map.
+			g.op, g.pure = opCreate, true
+			created = append(created, g)
+			continue
+		}
+		if es == nil {
+			es = []event.Event{g.ev}
+		}
+		for i := range es {
+			es[i].DecodeFields()
+		}
+		g.op, g.ev = collapse(es, w.cfg.Deletes)
 		g.pure = true
-		for _, e := range evs[g] {
+		for _, e := range es {
 			g.pure = g.pure && e.Type == event.TypeAccountCreated
 		}
 		switch {

@@ -102,7 +102,10 @@ func (w *Worker) upsertMany(ctx context.Context, gs []*group) ([]outcome, error)
 // or composite), and their link events follow.
 func (w *Worker) upsertPacked(ctx context.Context, gs []*group, size int) (outs []outcome, listErrs []error, err error) {
 	ext := w.cfg.ExternalIDField
-	recs, sameCall := w.records(gs)
+	recs, sameCall, err := w.rawRecords(gs)
+	if err != nil {
+		return nil, nil, err
+	}
 	res, err := w.upsertLists(ctx, chunks(recs, size))
 	if err != nil {
 		return nil, nil, err
@@ -128,8 +131,13 @@ func (w *Worker) upsertPacked(ctx context.Context, gs []*group, size int) (outs 
 	}
 	// Second call for the children whose parent is not in the target yet.
 	recs = recs[:0]
+	var buf []byte
 	for _, i := range orphans {
-		recs = append(recs, w.record(gs[i].ev, false))
+		start := len(buf)
+		if buf, err = w.appendRecord(buf, gs[i].ev, false); err != nil {
+			return nil, nil, err
+		}
+		recs = append(recs, buf[start:len(buf):len(buf)])
 	}
 	countCall(ctx)
 	res, err = w.upsertLists(ctx, chunks(recs, size))
@@ -152,8 +160,8 @@ func (w *Worker) upsertPacked(ctx context.Context, gs []*group, size int) (outs 
 }
 
 // chunks splits recs in lists of at most size records.
-func chunks(recs []salesforce.Record, size int) [][]salesforce.Record {
-	out := make([][]salesforce.Record, 0, (len(recs)+size-1)/size)
+func chunks[R any](recs []R, size int) [][]R {
+	out := make([][]R, 0, (len(recs)+size-1)/size)
 	for start := 0; start < len(recs); start += size {
 		out = append(out, recs[start:min(start+size, len(recs))])
 	}
@@ -162,10 +170,10 @@ func chunks(recs []salesforce.Record, size int) [][]salesforce.Record {
 
 // upsertLists writes one list with a collections call, several with one
 // composite call. A single list refused as a whole is the call's error.
-func (w *Worker) upsertLists(ctx context.Context, lists [][]salesforce.Record) ([]salesforce.CollectionResult, error) {
+func (w *Worker) upsertLists(ctx context.Context, lists [][]salesforce.RawRecord) ([]salesforce.CollectionResult, error) {
 	ext := w.cfg.ExternalIDField
 	if len(lists) == 1 {
-		res, err := w.cfg.Target.UpsertMany(ctx, sobject, ext, lists[0], false)
+		res, err := w.cfg.Target.UpsertManyRaw(ctx, sobject, ext, lists[0], false)
 		if err != nil {
 			return nil, err
 		}
@@ -175,7 +183,7 @@ func (w *Worker) upsertLists(ctx context.Context, lists [][]salesforce.Record) (
 		return []salesforce.CollectionResult{{Results: res}}, nil
 	}
 	start := time.Now()
-	res, err := w.cfg.Target.UpsertComposite(ctx, sobject, ext, lists)
+	res, err := w.cfg.Target.UpsertCompositeRaw(ctx, sobject, ext, lists)
 	w.observeComposite(time.Since(start), len(lists))
 	return res, err
 }
@@ -233,6 +241,78 @@ func (w *Worker) upsertOutcome(g *group, id string, success bool, re *salesforce
 	return o
 }
 
+// rawRecords writes the upsert records of gs (created and link events
+// alike) for collections and composite calls, as records does, into one
+// buffer.
+func (w *Worker) rawRecords(gs []*group) (recs []salesforce.RawRecord, sameCall []bool, err error) {
+	ext := w.cfg.ExternalIDField
+	inBatch := make(map[string]bool, len(gs))
+	size := 0
+	for _, g := range gs {
+		inBatch[g.sourceID] = true
+		size += 2*len(ext) + 64
+		if g.ev.Raw != nil {
+			size += g.ev.Raw.Len()
+		} else {
+			size += 32 * len(g.ev.Fields)
+		}
+	}
+	buf := make([]byte, 0, size)
+	recs = make([]salesforce.RawRecord, len(gs))
+	sameCall = make([]bool, len(gs))
+	for i, g := range gs {
+		start := len(buf)
+		if g.isLink() {
+			buf = appendExtID(buf, ext, g.sourceID)
+			buf = appendParent(append(buf, ','), ext, g.ev.ParentID)
+		} else {
+			sameCall[i] = inBatch[g.ev.ParentSourceID()]
+			if buf, err = w.appendRecord(buf, g.ev, !sameCall[i]); err != nil {
+				return nil, nil, err
+			}
+		}
+		recs[i] = buf[start:len(buf):len(buf)]
+	}
+	return recs, sameCall, nil
+}
+
+// appendRecord appends the members of record(ev, withParent). A created
+// event whose fields are raw (event.DecodeRaw) has them copied as they
+// came, without a map: the same record, its fields in the message's order.
+func (w *Worker) appendRecord(b []byte, ev event.Event, withParent bool) ([]byte, error) {
+	ext := w.cfg.ExternalIDField
+	parent := ev.ParentSourceID()
+	withParent = withParent && parent != ""
+	if r := ev.Raw; r != nil && ext != "Parent" && !r.Has(ext) && !(withParent && r.Has("Parent")) {
+		mark := len(b)
+		b = r.AppendMembers(b)
+		if len(b) > mark {
+			b = append(b, ',')
+		}
+		b = appendExtID(b, ext, ev.SourceID)
+		if withParent {
+			b = appendParent(append(b, ','), ext, parent)
+		}
+		return b, nil
+	}
+	// A field named like the external ID field or Parent, which record
+	// replaces (or an external ID field named Parent): the map path.
+	return salesforce.AppendRecord(b, w.record(ev, withParent))
+}
+
+// appendExtID appends "<ext>":"<id>".
+func appendExtID(b []byte, ext, id string) []byte {
+	b = salesforce.AppendString(b, ext)
+	b = append(b, ':')
+	return salesforce.AppendString(b, id)
+}
+
+// appendParent appends "Parent":{"<ext>":"<id>"}.
+func appendParent(b []byte, ext, id string) []byte {
+	b = append(b, `"Parent":{`...)
+	return append(appendExtID(b, ext, id), '}')
+}
+
 // records builds the upsert records of gs (created and link events alike,
 // for collections and Bulk). A parent written in this same call cannot be
 // referenced by it (references resolve before the records are saved): the
@@ -266,6 +346,7 @@ func (w *Worker) callOnce(ctx context.Context, call func(context.Context) ([]sal
 // external ID field carries the source ID and the parent, if any, is a
 // reference by external ID; withParent false leaves the parent out.
 func (w *Worker) record(ev event.Event, withParent bool) salesforce.Record {
+	ev.DecodeFields() // a copy: the group keeps its raw fields
 	rec := make(salesforce.Record, len(ev.Fields)+2)
 	for k, v := range ev.Fields {
 		if strings.EqualFold(k, "ParentId") {

@@ -67,9 +67,32 @@ func (c *Client) CreateMany(ctx context.Context, sobject string, records []Recor
 // record, in order, with Created telling inserts from updates. Limits and
 // errors as CreateMany.
 func (c *Client) UpsertMany(ctx context.Context, sobject, extIDField string, records []Record, allOrNone bool) ([]SaveResult, error) {
+	return c.upsertMany(ctx, sobject, extIDField, len(records), func() ([]byte, error) {
+		return appendCollectionBody(make([]byte, 0, 64+256*len(records)), sobject, allOrNone, records)
+	})
+}
+
+// UpsertManyRaw is UpsertMany for records already encoded (see RawRecord):
+// the same call, the same body but for the order of the fields.
+func (c *Client) UpsertManyRaw(ctx context.Context, sobject, extIDField string, records []RawRecord, allOrNone bool) ([]SaveResult, error) {
+	return c.upsertMany(ctx, sobject, extIDField, len(records), func() ([]byte, error) {
+		return appendRawCollectionBody(make([]byte, 0, 64+rawSize(records)), sobject, allOrNone, records), nil
+	})
+}
+
+// rawSize is about what records take in a body.
+func rawSize(records []RawRecord) int {
+	n := 0
+	for _, r := range records {
+		n += len(r) + 40
+	}
+	return n
+}
+
+func (c *Client) upsertMany(ctx context.Context, sobject, extIDField string, n int, body func() ([]byte, error)) ([]SaveResult, error) {
 	route := "PATCH /composite/sobjects/" + sobject + "/{field}"
-	if len(records) > MaxCollection {
-		return nil, fmt.Errorf("%w (%d)", ErrTooManyRecords, len(records))
+	if n > MaxCollection {
+		return nil, fmt.Errorf("%w (%d)", ErrTooManyRecords, n)
 	}
 	if err := checkName("sobject", sobject); err != nil {
 		return nil, err
@@ -77,18 +100,18 @@ func (c *Client) UpsertMany(ctx context.Context, sobject, extIDField string, rec
 	if err := checkName("external id field", extIDField); err != nil {
 		return nil, err
 	}
-	if len(records) == 0 {
+	if n == 0 {
 		return []SaveResult{}, nil
 	}
-	body, err := appendCollectionBody(make([]byte, 0, 64+256*len(records)), sobject, allOrNone, records)
+	data, err := body()
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.doBody(ctx, http.MethodPatch, c.dataPath("/composite/sobjects/"+sobject+"/"+extIDField), route, body)
+	resp, err := c.doBody(ctx, http.MethodPatch, c.dataPath("/composite/sobjects/"+sobject+"/"+extIDField), route, data)
 	if err != nil {
 		return nil, err
 	}
-	return c.saveResults(resp, route, len(records))
+	return c.saveResults(resp, route, n)
 }
 
 // UpdateMany updates up to MaxCollection records of one sObject type by

@@ -174,8 +174,36 @@ type CollectionResult struct {
 // list, in order. Limits are checked before anything is sent
 // (ErrTooManyRecords); an empty list is not sent and gets no results.
 func (c *Client) UpsertComposite(ctx context.Context, sobject, extIDField string, lists [][]Record) ([]CollectionResult, error) {
-	if len(lists) > MaxCompositeCollections {
-		return nil, fmt.Errorf("%w: %d collections, at most %d in one composite call", ErrTooManyRecords, len(lists), MaxCompositeCollections)
+	sizes := make([]int, len(lists))
+	n := 0
+	for i, recs := range lists {
+		sizes[i] = len(recs)
+		n += len(recs)
+	}
+	return c.upsertComposite(ctx, sobject, extIDField, sizes, 128+n*256, func(b []byte, i int) ([]byte, error) {
+		return appendCollectionBody(b, sobject, false, lists[i])
+	})
+}
+
+// UpsertCompositeRaw is UpsertComposite for records already encoded (see
+// RawRecord): the same call, the same body but for the order of the fields.
+func (c *Client) UpsertCompositeRaw(ctx context.Context, sobject, extIDField string, lists [][]RawRecord) ([]CollectionResult, error) {
+	sizes := make([]int, len(lists))
+	n := 0
+	for i, recs := range lists {
+		sizes[i] = len(recs)
+		n += rawSize(recs)
+	}
+	return c.upsertComposite(ctx, sobject, extIDField, sizes, 128+n, func(b []byte, i int) ([]byte, error) {
+		return appendRawCollectionBody(b, sobject, false, lists[i]), nil
+	})
+}
+
+// upsertComposite sends lists of sizes[i] records, each list's collection
+// body written by list, in one composite call of about size bytes.
+func (c *Client) upsertComposite(ctx context.Context, sobject, extIDField string, sizes []int, size int, list func(b []byte, i int) ([]byte, error)) ([]CollectionResult, error) {
+	if len(sizes) > MaxCompositeCollections {
+		return nil, fmt.Errorf("%w: %d collections, at most %d in one composite call", ErrTooManyRecords, len(sizes), MaxCompositeCollections)
 	}
 	if err := checkName("sobject", sobject); err != nil {
 		return nil, err
@@ -185,20 +213,18 @@ func (c *Client) UpsertComposite(ctx context.Context, sobject, extIDField string
 	}
 	url := c.dataPath("/composite/sobjects/" + sobject + "/" + extIDField)
 	route := http.MethodPatch + " " + routeOf(url)
-	out := make([]CollectionResult, len(lists))
-	n := 0
-	for i, recs := range lists {
-		if len(recs) > MaxCollection {
-			return nil, fmt.Errorf("%w (%d in list %d)", ErrTooManyRecords, len(recs), i)
+	out := make([]CollectionResult, len(sizes))
+	for i, n := range sizes {
+		if n > MaxCollection {
+			return nil, fmt.Errorf("%w (%d in list %d)", ErrTooManyRecords, n, i)
 		}
-		n += len(recs)
 	}
-	body := make([]byte, 0, 128+n*256)
+	body := make([]byte, 0, size)
 	body = append(body, `{"allOrNone":false,"collateSubrequests":false,"compositeRequest":[`...)
-	refs := make([]subrequestRef, 0, len(lists))
-	index := make([]int, 0, len(lists))
-	for i, recs := range lists {
-		if len(recs) == 0 {
+	refs := make([]subrequestRef, 0, len(sizes))
+	index := make([]int, 0, len(sizes))
+	for i, n := range sizes {
+		if n == 0 {
 			continue
 		}
 		ref := "upsert" + strconv.Itoa(i)
@@ -211,7 +237,7 @@ func (c *Client) UpsertComposite(ctx context.Context, sobject, extIDField string
 		body = appendString(body, ref)
 		body = append(body, `,"body":`...)
 		var err error
-		if body, err = appendCollectionBody(body, sobject, false, recs); err != nil {
+		if body, err = list(body, i); err != nil {
 			return nil, err
 		}
 		body = append(body, '}')
@@ -242,8 +268,8 @@ func (c *Client) UpsertComposite(ctx context.Context, sobject, extIDField string
 			out[i].Err = fmt.Errorf("salesforce: %s: decoding subrequest %s: %w", r.route, r.ReferenceID, derr)
 			continue
 		}
-		if len(results) != len(lists[i]) {
-			out[i].Err = fmt.Errorf("salesforce: %s: subrequest %s: %d results for %d records", r.route, r.ReferenceID, len(results), len(lists[i]))
+		if len(results) != sizes[i] {
+			out[i].Err = fmt.Errorf("salesforce: %s: subrequest %s: %d results for %d records", r.route, r.ReferenceID, len(results), sizes[i])
 			continue
 		}
 		c.redactResults(results)

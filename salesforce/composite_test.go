@@ -63,6 +63,53 @@ func TestUpsertComposite(t *testing.T) {
 	}
 }
 
+// UpsertCompositeRaw and UpsertManyRaw write records already encoded: the
+// same calls and outcomes as with Records.
+func TestUpsertRaw(t *testing.T) {
+	org, ts := startFakeOrg(t, fakeorg.Config{OrgID: testOrgID15})
+	obs := &observer{}
+	c := fakeClient(t, ts.URL, obs)
+	ctx := t.Context()
+	raw := func(rec salesforce.Record) salesforce.RawRecord {
+		b, err := salesforce.AppendRecord(nil, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	lists := [][]salesforce.RawRecord{
+		{raw(salesforce.Record{"Source_Id__c": "R1", "Name": "one"}), raw(salesforce.Record{"Source_Id__c": "R2", "Name": "two"})},
+		{raw(salesforce.Record{"Source_Id__c": "R3", "Name": "three", "Parent": map[string]any{"Source_Id__c": "NOT-THERE"}})},
+		{raw(salesforce.Record{"Source_Id__c": "R4", "NoSuchField__c": "x"})},
+	}
+	res, err := c.UpsertCompositeRaw(ctx, "Account", "Source_Id__c", lists)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 || res[0].Err != nil || len(res[0].Results) != 2 || !res[0].Results[1].Success || res[1].Err != nil {
+		t.Fatalf("got %+v", res)
+	}
+	if _, _, ok := salesforce.MissingParent(res[1].Results[0].Err()); !ok {
+		t.Errorf("missing parent: got %v", res[1].Results[0].Err())
+	}
+	if salesforce.Classify(res[2].Err) != salesforce.Permanent {
+		t.Errorf("refused list: got %v", res[2].Err)
+	}
+	one, err := c.UpsertManyRaw(ctx, "Account", "Source_Id__c", []salesforce.RawRecord{raw(salesforce.Record{"Source_Id__c": "R1", "Name": "renamed"})}, false)
+	if err != nil || len(one) != 1 || !one[0].Success || one[0].Created {
+		t.Fatalf("UpsertManyRaw: %+v, %v", one, err)
+	}
+	if _, err := c.UpsertManyRaw(ctx, "Account", "Source_Id__c", make([]salesforce.RawRecord, 201), false); !errors.Is(err, salesforce.ErrTooManyRecords) {
+		t.Errorf("201 records: %v", err)
+	}
+	if got := obs.routes(); !slices.Equal(got, []string{"POST /composite 200", "PATCH /composite/sobjects/Account/{field} 200"}) {
+		t.Errorf("routes: got %v", got)
+	}
+	if n := org.Stats().Records["Account"]; n != 2 {
+		t.Errorf("accounts: got %d, want 2", n)
+	}
+}
+
 func TestUpsertCompositeLimits(t *testing.T) {
 	_, ts := startFakeOrg(t, fakeorg.Config{OrgID: testOrgID15})
 	obs := &observer{}

@@ -9,39 +9,100 @@ import (
 
 // The request bodies of collections and composite calls are written here
 // without intermediate maps and without reflection: records go straight
-// from their Record to the body, "attributes" first. Field order within a
+// from their Record (or, already encoded, their RawRecord) to the body,
+// "attributes" first. Field order within a
 // record is the map's (JSON objects are unordered). Values of other types
 // than string, bool, nil, json.Number, json.RawMessage and map[string]any
 // go through encoding/json.
 
+// RawRecord is one record of a collections upsert already encoded: the
+// members of its JSON object without the braces and without "attributes"
+// (`"Name":"Acme","Ext__c":"001…"`), possibly none. The client copies it
+// into the request body as it is and does not parse it again: it must be
+// valid JSON members (AppendRecord writes them from a Record), or the org
+// refuses the whole call.
+type RawRecord []byte
+
+// AppendRecord appends rec's fields as the members of a JSON object, as a
+// RawRecord holds them, and exactly as a collections call would write rec.
+// A value it cannot write is an error wrapping ErrInvalidRequest.
+func AppendRecord(b []byte, rec Record) ([]byte, error) {
+	b, field, err := appendMembers(b, rec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: field %s: %v", ErrInvalidRequest, clipText(field, 100), err)
+	}
+	return b, nil
+}
+
+// AppendString appends s as a JSON string: what encoding/json reads back as
+// s (invalid UTF-8 as U+FFFD, as encoding/json writes it).
+func AppendString(b []byte, s string) []byte { return appendString(b, s) }
+
 // appendCollectionBody appends {"allOrNone":…,"records":[…]} with each
 // record typed as sobject.
 func appendCollectionBody(b []byte, sobject string, allOrNone bool, records []Record) ([]byte, error) {
+	return appendCollection(b, sobject, allOrNone, len(records), func(b []byte, i int) ([]byte, error) {
+		b, field, err := appendMembers(b, records[i])
+		if err != nil {
+			return nil, fmt.Errorf("%w: record %d field %s: %v", ErrInvalidRequest, i, clipText(field, 100), err)
+		}
+		return b, nil
+	})
+}
+
+// appendRawCollectionBody is appendCollectionBody for encoded records.
+func appendRawCollectionBody(b []byte, sobject string, allOrNone bool, records []RawRecord) []byte {
+	b, _ = appendCollection(b, sobject, allOrNone, len(records), func(b []byte, i int) ([]byte, error) {
+		return append(b, records[i]...), nil
+	})
+	return b
+}
+
+// appendCollection appends {"allOrNone":…,"records":[…]} with n records,
+// each typed as sobject, whose members members appends.
+func appendCollection(b []byte, sobject string, allOrNone bool, n int, members func(b []byte, i int) ([]byte, error)) ([]byte, error) {
 	b = append(b, `{"allOrNone":`...)
 	b = strconv.AppendBool(b, allOrNone)
 	b = append(b, `,"records":[`...)
-	for i, rec := range records {
+	for i := range n {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"attributes":{"type":`...)
 		b = appendString(b, sobject)
-		b = append(b, '}')
+		b = append(b, "},"...)
+		mark := len(b)
 		var err error
-		for k, v := range rec {
-			if k == "attributes" {
-				continue
-			}
-			b = append(b, ',')
-			b = appendString(b, k)
-			b = append(b, ':')
-			if b, err = appendValue(b, v); err != nil {
-				return nil, fmt.Errorf("%w: record %d field %s: %v", ErrInvalidRequest, i, clipText(k, 100), err)
-			}
+		if b, err = members(b, i); err != nil {
+			return nil, err
+		}
+		if len(b) == mark {
+			b = b[:mark-1] // no members: no comma after the attributes
 		}
 		b = append(b, '}')
 	}
 	return append(b, "]}"...), nil
+}
+
+// appendMembers appends rec's fields but "attributes" as object members;
+// field is the one whose value failed.
+func appendMembers(b []byte, rec Record) (_ []byte, field string, err error) {
+	first := true
+	for k, v := range rec {
+		if k == "attributes" {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendString(b, k)
+		b = append(b, ':')
+		if b, err = appendValue(b, v); err != nil {
+			return nil, k, err
+		}
+	}
+	return b, "", nil
 }
 
 // appendValue appends one field value.

@@ -75,3 +75,30 @@ func FuzzValidNumber(f *testing.F) {
 		}
 	})
 }
+
+// Records encoded first (AppendRecord, as RawRecords) make the same body as
+// the records themselves.
+func TestAppendRawCollectionBody(t *testing.T) {
+	for _, recs := range [][]Record{
+		{{}, {"Name": "A"}, {"attributes": map[string]any{"type": "X"}}, {"Parent": map[string]any{"Ext__c": "P"}}},
+		{{"Name": "Only"}},
+		{},
+	} {
+		want, err := appendCollectionBody(nil, "Account", false, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := make([]RawRecord, len(recs))
+		for i, rec := range recs {
+			if raw[i], err = AppendRecord(nil, rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := appendRawCollectionBody(nil, "Account", false, raw); string(got) != string(want) {
+			t.Errorf("raw body %s\nwant     %s", got, want)
+		}
+	}
+	if _, err := AppendRecord(nil, Record{"N": json.Number("1x")}); err == nil || !strings.Contains(err.Error(), "field N") {
+		t.Errorf("bad number: %v", err)
+	}
+}

@@ -57,12 +57,12 @@ func (d *resultScanner) result() (SaveResult, bool) {
 			return r, false
 		}
 		first = false
-		key, ok := d.Str()
+		key, ok := d.Bytes()
 		if !ok || !d.Consume(':') {
 			return r, false
 		}
 		var slot int
-		switch key {
+		switch string(key) {
 		case "id":
 			slot = 0
 			if !d.Literal("null") {

@@ -34,16 +34,21 @@ func NormalizeID(id string) (string, error) {
 		}
 	}
 	if len(id) == 15 {
-		return id + checksum(id), nil
+		sum := checksum(id)
+		return id + string(sum[:]), nil
 	}
 	want := checksum(id[:15])
 	for i := 0; i < 3; i++ {
 		if upper(id[15+i]) != want[i] {
-			return "", fmt.Errorf("%w: %q has checksum %q, want %q", ErrInvalidID, id, id[15:], want)
+			return "", fmt.Errorf("%w: %q has checksum %q, want %q", ErrInvalidID, id, id[15:], want[:])
 		}
 	}
-	// Canonical form: the case-sensitive 15 characters and an upper-case suffix.
-	return id[:15] + want, nil
+	// Canonical form: the case-sensitive 15 characters and an upper-case
+	// suffix (id itself when it is already, without a copy).
+	if id[15:] == string(want[:]) {
+		return id, nil
+	}
+	return id[:15] + string(want[:]), nil
 }
 
 // ValidID reports whether id is a well-formed 15- or 18-character record ID.
@@ -83,13 +88,14 @@ func ID18(id15 string) string {
 	if len(id15) != 15 {
 		panic("salesforce.ID18: need 15 characters")
 	}
-	return id15 + checksum(id15)
+	sum := checksum(id15)
+	return id15 + string(sum[:])
 }
 
 // checksum computes the 3-character suffix of a 15-character ID: for each
 // block of 5 characters, a bit per upper-case letter, read as an index into
 // suffixAlphabet.
-func checksum(id15 string) string {
+func checksum(id15 string) [3]byte {
 	var out [3]byte
 	for block := 0; block < 3; block++ {
 		bits := 0
@@ -101,7 +107,7 @@ func checksum(id15 string) string {
 		}
 		out[block] = suffixAlphabet[bits]
 	}
-	return string(out[:])
+	return out
 }
 
 func isAlnum(c byte) bool {

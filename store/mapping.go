@@ -74,8 +74,9 @@ func (s *Store) PutMappings(ms []Mapping) error {
 
 	put := func(tx *bolt.Tx) error {
 		fwd, rev := tx.Bucket([]byte(bucketForward)), tx.Bucket([]byte(bucketReverse))
+		fc, rc := fwd.Cursor(), rev.Cursor()
 		for _, e := range entries {
-			if err := putOne(fwd, rev, e.src, e.dst, e.fwdVal, e.revVal); err != nil {
+			if err := putOne(fwd, rev, fc, rc, e.src, e.dst, e.fwdVal, e.revVal); err != nil {
 				return fmt.Errorf("%q → %q: %w", e.src, e.dst, err)
 			}
 		}
@@ -106,18 +107,19 @@ func appendValue(buf []byte, nanos uint64, id string) (newBuf, value []byte) {
 }
 
 // putOne writes src → dst and dst → src, removing the entries they replace.
-func putOne(fwd, rev *bolt.Bucket, src, dst, fwdVal, revVal []byte) error {
-	if old := fwd.Get(src); len(old) >= nanosLen && !bytes.Equal(old[nanosLen:], dst) {
+// fc and rc are cursors of fwd and rev, reused for the reads.
+func putOne(fwd, rev *bolt.Bucket, fc, rc *bolt.Cursor, src, dst, fwdVal, revVal []byte) error {
+	if old := get(fc, src); len(old) >= nanosLen && !bytes.Equal(old[nanosLen:], dst) {
 		oldDst := bytes.Clone(old[nanosLen:])
-		if back := rev.Get(oldDst); len(back) >= nanosLen && bytes.Equal(back[nanosLen:], src) {
+		if back := get(rc, oldDst); len(back) >= nanosLen && bytes.Equal(back[nanosLen:], src) {
 			if err := rev.Delete(oldDst); err != nil {
 				return err
 			}
 		}
 	}
-	if old := rev.Get(dst); len(old) >= nanosLen && !bytes.Equal(old[nanosLen:], src) {
+	if old := get(rc, dst); len(old) >= nanosLen && !bytes.Equal(old[nanosLen:], src) {
 		oldSrc := bytes.Clone(old[nanosLen:])
-		if back := fwd.Get(oldSrc); len(back) >= nanosLen && bytes.Equal(back[nanosLen:], dst) {
+		if back := get(fc, oldSrc); len(back) >= nanosLen && bytes.Equal(back[nanosLen:], dst) {
 			if err := fwd.Delete(oldSrc); err != nil {
 				return err
 			}
@@ -127,6 +129,17 @@ func putOne(fwd, rev *bolt.Bucket, src, dst, fwdVal, revVal []byte) error {
 		return err
 	}
 	return rev.Put(dst, revVal)
+}
+
+// get is Bucket.Get through a cursor of the bucket, which keeps its search
+// stack from one read to the next (Bucket.Get makes a cursor each time).
+// Seek starts from the root page, so writes between reads are seen.
+func get(c *bolt.Cursor, key []byte) []byte {
+	k, v := c.Seek(key)
+	if !bytes.Equal(k, key) {
+		return nil
+	}
+	return v
 }
 
 // decodeValue splits a stored value into the ID at the other end and the
@@ -202,11 +215,12 @@ func (s *Store) Lookup(sourceIDs []string) (map[string]Mapping, error) {
 		if b == nil {
 			return nil
 		}
+		c := b.Cursor()
 		for _, id := range sourceIDs {
 			if id == "" {
 				continue
 			}
-			if v := b.Get([]byte(id)); v != nil {
+			if v := get(c, []byte(id)); v != nil {
 				m, err := mapping(id, v, true)
 				if err != nil {
 					return err

@@ -49,25 +49,35 @@ func (d *Scanner) Literal(s string) bool {
 
 // Str reads a string without escapes or control characters, in valid UTF-8.
 func (d *Scanner) Str() (string, bool) {
-	if !d.Consume('"') {
+	s, ok := d.Bytes()
+	if !ok {
 		return "", false
+	}
+	return string(s), true
+}
+
+// Bytes is Str without the copy: the string's contents in B, for keys and
+// values compared rather than kept.
+func (d *Scanner) Bytes() ([]byte, bool) {
+	if !d.Consume('"') {
+		return nil, false
 	}
 	start := d.I
 	end := bytes.IndexByte(d.B[start:], '"')
 	if end < 0 {
-		return "", false
+		return nil, false
 	}
 	s := d.B[start : start+end]
 	for _, c := range s {
 		if c < 0x20 || c == '\\' {
-			return "", false
+			return nil, false
 		}
 	}
 	if !utf8.Valid(s) {
-		return "", false
+		return nil, false
 	}
 	d.I = start + end + 1
-	return string(s), true
+	return s, true
 }
 
 // Bool reads true or false.
