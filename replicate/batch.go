@@ -919,7 +919,11 @@ func (w *Worker) deadLetter(ctx context.Context, d *queue.Delivery, sourceID, co
 		// works; at shutdown, hand it back.
 		r := runOf(ctx)
 		if r == nil {
-			r = &run{}
+			// Outside a batch there is no shutdown to stop a retry loop:
+			// hand it back at once.
+			w.log.Error("dead-letter publish failed; message handed back", "seq", d.Seq, "source_id", sourceID, "code", code, "err", err)
+			_ = d.Retry(0)
+			return
 		}
 		err = w.untilDone(r, "dead letter", func() error { return w.cfg.Queue.DeadLetterDelivery(ctx, d, dl) })
 		if err != nil {

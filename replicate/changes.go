@@ -158,7 +158,7 @@ func (c *changeWrite) findTargets(ctx context.Context) error {
 		return nil
 	}
 	ext := c.w.cfg.ExternalIDField
-	soql := fmt.Sprintf("SELECT Id, %s, IsDeleted FROM Account WHERE %s IN (%s)", ext, ext, quoteList(ids))
+	soql := fmt.Sprintf("SELECT Id, %s, IsDeleted FROM Account WHERE %s IN %s", ext, ext, salesforce.SOQLList(ids))
 	countCall(ctx)
 	for rec, err := range c.w.cfg.Target.QueryAll(ctx, soql) {
 		if err != nil {
@@ -392,7 +392,7 @@ func (c *changeWrite) recreate(ctx context.Context) error {
 // carrying the whole state. A failure is transient for the engine: the
 // source's trouble is not the target's.
 func (w *Worker) readSource(ctx context.Context, org string, ids []string) (map[string]event.Event, error) {
-	soql := fmt.Sprintf("SELECT Id, IsDeleted, %s FROM Account WHERE Id IN (%s)", strings.Join(w.cfg.Fields.Names(), ", "), quoteList(ids))
+	soql := fmt.Sprintf("SELECT Id, IsDeleted, %s FROM Account WHERE Id IN %s", strings.Join(w.cfg.Fields.Names(), ", "), salesforce.SOQLList(ids))
 	out := make(map[string]event.Event, len(ids))
 	for rec, err := range w.cfg.Source.QueryAll(ctx, soql) {
 		if err != nil {
@@ -438,21 +438,6 @@ func (w *Worker) checkLinks(ctx context.Context, links []*group) []*group {
 			"source_id", g.sourceID, "parent_source_id", g.ev.ParentID)
 	}
 	return keep
-}
-
-// quoteList is a SOQL IN list of IDs (record IDs never hold quotes; any
-// other character is escaped all the same).
-func quoteList(ids []string) string {
-	var b strings.Builder
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('\'')
-		b.WriteString(strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(id))
-		b.WriteByte('\'')
-	}
-	return b.String()
 }
 
 // normalizeID returns the 18-character form of a record ID, or s.
