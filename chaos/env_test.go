@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"orgsync/internal/tcpproxy"
 	"orgsync/queue"
 )
 
@@ -45,7 +46,7 @@ type env struct {
 	producerArgs []string
 	// workerProxy, when set, stands between the workers and the (single)
 	// NATS server: cutting its connections is a network blip.
-	workerProxy *tcpProxy
+	workerProxy *tcpproxy.Proxy
 
 	mon *nats.Conn
 	js  jetstream.JetStream
@@ -256,7 +257,7 @@ func (e *env) tryStartNATS(n int) error {
 // one, else the servers.
 func (e *env) workerNATSURLs() string {
 	if e.workerProxy != nil {
-		return e.workerProxy.url()
+		return e.workerProxy.URL()
 	}
 	return e.natsURLs()
 }

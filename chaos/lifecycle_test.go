@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"orgsync/event"
+	"orgsync/internal/tcpproxy"
 	"orgsync/queue"
 )
 
@@ -335,7 +336,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 	} else {
 		e.source = e.startFakeOrg("source")
 	}
-	e.workerProxy = newTCPProxy(t, fmt.Sprintf("127.0.0.1:%d", e.nats[0].port))
+	e.workerProxy = tcpproxy.New(t, fmt.Sprintf("127.0.0.1:%d", e.nats[0].port))
 	e.target = e.startFakeOrg("target")
 	if err := e.target.configure(ctx, map[string]any{"fail_rate": 0.05, "latency": "20ms"}); err != nil {
 		t.Fatal(err)
@@ -400,7 +401,7 @@ func runLifecycle(t *testing.T, p lifePlan) {
 		case <-ctx.Done():
 			t.Fatal(ctx.Err())
 		case <-blip.C:
-			if (living || blips == 0) && e.workerProxy.blip(lifeBlipLoss) {
+			if (living || blips == 0) && e.workerProxy.Blip(lifeBlipLoss) {
 				blips++
 			}
 			continue

@@ -3,10 +3,6 @@ package queue
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,79 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"orgsync/internal/natsembed"
+	"orgsync/internal/tcpproxy"
 )
-
-// proxy forwards TCP connections to a NATS server; it can drop what the
-// server sends (the bytes are lost, as in a connection that breaks) and
-// cut every connection.
-type proxy struct {
-	ln     net.Listener
-	target string
-	drop   atomic.Bool
-
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-	})
-	go p.accept()
-	return p
-}
-
-func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(s, c); s.Close() }()
-		go func() {
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := s.Read(buf)
-				if n > 0 && !p.drop.Load() {
-					if _, werr := c.Write(buf[:n]); werr != nil {
-						break
-					}
-				}
-				if err != nil {
-					break
-				}
-			}
-			c.Close()
-		}()
-	}
-}
-
-// cut closes every proxied connection.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
 
 // Ensure that a holder whose connection broke while the server delivered it
 // a message (the message never arrived) fetches nothing newer of that
@@ -110,8 +35,8 @@ func TestPartitions_ReconnectWaitsForLostDeliveries(t *testing.T) {
 	q := mustNew(t, djs, Config{Partitions: 1, AckWait: testAckWait, LeaseTTL: testLeaseTTL})
 
 	// The worker reaches the server through the proxy.
-	px := newProxy(t, e.ClientURL()[len("nats://"):])
-	nc, err := nats.Connect(px.url(), nats.ReconnectWait(20*time.Millisecond), nats.MaxReconnects(-1))
+	px := tcpproxy.New(t, e.ClientURL()[len("nats://"):])
+	nc, err := nats.Connect(px.URL(), nats.ReconnectWait(20*time.Millisecond), nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,13 +72,13 @@ func TestPartitions_ReconnectWaitsForLostDeliveries(t *testing.T) {
 	}
 
 	// Event 0 is delivered to w's waiting fetch, and lost on the way.
-	px.drop.Store(true)
+	px.Drop(true)
 	id := recordID(1)
 	publishEvents(t, q, []string{id}, 0, 1)
 	waitFor(t, 5*time.Second, ackPending(1))
 	reconnects := nc.Stats().Reconnects
-	px.cut()
-	px.drop.Store(false)
+	px.Cut()
+	px.Drop(false)
 	waitFor(t, 10*time.Second, func() error {
 		if nc.Stats().Reconnects == reconnects || !nc.IsConnected() {
 			return errors.New("not reconnected yet")
