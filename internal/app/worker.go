@@ -323,8 +323,8 @@ func retrySetup(ctx context.Context, log *slog.Logger, what string, setup func(c
 		if ctx.Err() != nil {
 			return err
 		}
-		if errors.Is(err, queue.ErrInvalidConfig) {
-			return err
+		if errors.Is(err, queue.ErrInvalidConfig) || errors.Is(err, queue.ErrLegacyLayout) {
+			return err // retrying cannot help: the operator must act
 		}
 		log.Warn("setting up failed; retrying", "what", what, "attempt", attempt, "err", err, "retry_in", delay)
 		select {

@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,5 +93,34 @@ func TestWorkerWaitsForNATS(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("RunWorker: %v", err)
+	}
+}
+
+// A worker started on a stream still in the single-consumer layout exits
+// with an error that names `worker migrate`, instead of waiting forever.
+func TestWorkerRefusesTheLegacyLayout(t *testing.T) {
+	ns := queuetest.Start(t, queuetest.Config{Listen: true})
+	q := ns.Queue(t, queue.Config{})
+	if _, err := q.Consumer(t.Context()); err != nil { // the old release's consumer "workers"
+		t.Fatal(err)
+	}
+	org, err := fakeorg.New(fakeorg.Config{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(org)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = RunWorker(ctx, WorkerConfig{
+		NATS:    NATSConfig{URL: ns.ClientURL()},
+		Target:  salesforce.AuthConfig{URL: srv.URL, ClientID: "demo", ClientSecret: "demo-secret"},
+		DataDir: t.TempDir(), Engine: replicate.Config{WorkerID: "new"},
+	})
+	if ctx.Err() != nil {
+		t.Fatal("the worker waited instead of exiting")
+	}
+	if !errors.Is(err, queue.ErrLegacyLayout) || !strings.Contains(err.Error(), "worker migrate") {
+		t.Errorf("RunWorker = %v, want the legacy layout named with `worker migrate`", err)
 	}
 }
