@@ -1,15 +1,18 @@
 // Package replicate is orgsync's sync engine: it turns account events on
 // JetStream into records in the target org.
 //
-// A Worker runs fetch loops on the shared durable consumer, two more than
-// -concurrency. Each loop fetches up to -batch events (-batch × -composite
-// in upsert mode; waiting at most -linger for the batch to fill), collapses
-// events for one source ID, acknowledges the ones this worker's ID map
-// already knows without an API call, waits for one of the -concurrency
-// batch slots to write the rest in one target call, and then settles every
-// message by its record's outcome. A batch holds its slot only while its
-// calls are in flight, so the slots stay busy while the loops fetch,
-// prepare and settle the batches around them.
+// A Worker runs batch loops, two more than -concurrency. Each loop takes a
+// lot from its Feed: up to -batch events (-batch × -composite in upsert
+// mode; waiting at most -linger for it to fill) of partitions that have no
+// other lot in flight, so a record's events are never in two batches at
+// once (docs/ordering.md). It collapses each record's events in order,
+// acknowledges the creates this worker's ID map already knows without an
+// API call, waits for one of the -concurrency batch slots to write the
+// rest (upserts, then updates, deletes and undeletes, then links), retries
+// transient failures in process, and settles every message by its
+// record's outcome. A batch holds its slot only while its calls are in
+// flight, so the slots stay busy while the loops take, prepare and settle
+// the batches around them. changes.go writes the changes beyond creates.
 //
 // outcome.go holds the whole failure table: a failure's class decides the
 // action (ack, retry later, dead-letter, hold through a pool pause, hand
