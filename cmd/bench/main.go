@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,6 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Partitions, "partitions", 0, "partitions of ORGSYNC (the stream is created with them, the worker run with -partitions); 0: the worker's default")
 	workerArgs := fs.String("worker-args", "", "extra `worker run` flags, space-separated (e.g. \"-max-calls 32\")")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the embedded JetStream server and the fake org; not the worker) to `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -79,6 +81,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Command = command(args)
 	if !*quiet {
 		cfg.Progress = stderr
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "bench: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if rep != nil && (len(rep.Scenarios) > 0 || rep.LowLoad != nil || len(rep.Memory) > 0) {
