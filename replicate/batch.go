@@ -431,8 +431,14 @@ func (w *Worker) writeGroups(ctx context.Context, r *run, created, changes, link
 		}
 		w.writeAndSettle(ctx, r, created, write, useBulk)
 	}
-	for start := 0; start < len(changes); start += salesforce.MaxCollection {
-		w.writeAndSettle(ctx, r, changes[start:min(start+salesforce.MaxCollection, len(changes))], w.writeChanges, false)
+	// Changes go up to -batch × -composite at a time: their updates and
+	// deletes are packed into composite calls (changes.go).
+	cstep := salesforce.MaxCollection
+	if w.cfg.Mode == ModeUpsert {
+		cstep = w.cfg.Batch * w.packLimit()
+	}
+	for start := 0; start < len(changes); start += cstep {
+		w.writeAndSettle(ctx, r, changes[start:min(start+cstep, len(changes))], w.writeChanges, false)
 	}
 	// After a Bulk batch there can be more links than one call takes.
 	step := salesforce.MaxCollection

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"orgsync/event"
 	"orgsync/salesforce"
@@ -15,9 +16,10 @@ import (
 // target ID found by external ID, an undelete over SOAP, and the reads of
 // the source that keep a replay from moving a record back in time.
 
-// writeChanges writes the updates, deletes and undeletes of gs (at most one
-// collections call's worth, each group one record), and the replayed
-// creates checked against the source. It is a writeFunc: one outcome per
+// writeChanges writes the updates, deletes and undeletes of gs (up to
+// -batch × -composite, each group one record), and the replayed creates
+// checked against the source. Updates and deletes of more than -batch
+// records go in composite calls of collections calls, like creates. It is a writeFunc: one outcome per
 // group, or an error when a call failed as a whole (the writes it already
 // made are idempotent: a retry finds them done).
 func (w *Worker) writeChanges(ctx context.Context, gs []*group) ([]outcome, error) {
@@ -158,26 +160,32 @@ func (c *changeWrite) findTargets(ctx context.Context) error {
 		return nil
 	}
 	ext := c.w.cfg.ExternalIDField
-	soql := fmt.Sprintf("SELECT Id, %s, IsDeleted FROM Account WHERE %s IN %s", ext, ext, salesforce.SOQLList(ids))
-	countCall(ctx)
-	for rec, err := range c.w.cfg.Target.QueryAll(ctx, soql) {
-		if err != nil {
-			return err
-		}
-		src, _ := rec[ext].(string)
-		id, _ := rec["Id"].(string)
-		if src == "" || id == "" {
-			continue
-		}
-		src = normalizeID(src)
-		if del, _ := rec["IsDeleted"].(bool); del {
-			c.deleted[src] = id
-		} else {
-			c.live[src] = id
+	for _, part := range chunks(ids, maxINList) {
+		soql := fmt.Sprintf("SELECT Id, %s, IsDeleted FROM Account WHERE %s IN %s", ext, ext, salesforce.SOQLList(part))
+		countCall(ctx)
+		for rec, err := range c.w.cfg.Target.QueryAll(ctx, soql) {
+			if err != nil {
+				return err
+			}
+			src, _ := rec[ext].(string)
+			id, _ := rec["Id"].(string)
+			if src == "" || id == "" {
+				continue
+			}
+			src = normalizeID(src)
+			if del, _ := rec["IsDeleted"].(bool); del {
+				c.deleted[src] = id
+			} else {
+				c.live[src] = id
+			}
 		}
 	}
 	return nil
 }
+
+// maxINList is the most IDs one SOQL IN list holds: a query by 200 IDs is
+// about 4,500 characters of URL, well inside the limits of a query URL.
+const maxINList = 200
 
 // undelete brings deleted target records back over SOAP; each then gets the
 // undelete's fields as an update. A record not in the recycle bin that
@@ -202,13 +210,17 @@ func (c *changeWrite) undelete(ctx context.Context) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	countCall(ctx)
-	res, err := c.w.cfg.Target.Undelete(ctx, ids)
-	if err != nil {
-		return err
-	}
-	if len(res) != len(ids) {
-		return fmt.Errorf("replicate: target answered %d undelete results for %d records", len(res), len(ids))
+	var res []salesforce.SaveResult
+	for _, part := range chunks(ids, salesforce.MaxCollection) { // undelete() takes at most 200 IDs
+		countCall(ctx)
+		pr, err := c.w.cfg.Target.Undelete(ctx, part)
+		if err != nil {
+			return err
+		}
+		if len(pr) != len(part) {
+			return fmt.Errorf("replicate: target answered %d undelete results for %d records", len(pr), len(part))
+		}
+		res = append(res, pr...)
 	}
 	for k, i := range idx {
 		g := c.gs[i]
@@ -264,13 +276,17 @@ func (c *changeWrite) update(ctx context.Context) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	countCall(ctx)
-	res, err := c.w.cfg.Target.UpdateMany(ctx, sobject, recs, false)
+	res, err := c.w.collections(ctx, "updates", len(recs), func(ctx context.Context, lo, hi, size int) ([]salesforce.CollectionResult, error) {
+		part := recs[lo:hi]
+		lists := chunks(part, size)
+		if len(lists) == 1 {
+			r, err := c.w.cfg.Target.UpdateMany(ctx, sobject, part, false)
+			return []salesforce.CollectionResult{{Results: r}}, err
+		}
+		return c.w.cfg.Target.UpdateComposite(ctx, sobject, lists)
+	})
 	if err != nil {
 		return err
-	}
-	if len(res) != len(recs) {
-		return fmt.Errorf("replicate: target answered %d results for %d updates", len(res), len(recs))
 	}
 	for k, i := range idx {
 		r := res[k]
@@ -305,13 +321,17 @@ func (c *changeWrite) delete(ctx context.Context) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	countCall(ctx)
-	res, err := c.w.cfg.Target.DeleteMany(ctx, ids, false)
+	res, err := c.w.collections(ctx, "deletes", len(ids), func(ctx context.Context, lo, hi, size int) ([]salesforce.CollectionResult, error) {
+		part := ids[lo:hi]
+		lists := chunks(part, size)
+		if len(lists) == 1 {
+			r, err := c.w.cfg.Target.DeleteMany(ctx, part, false)
+			return []salesforce.CollectionResult{{Results: r}}, err
+		}
+		return c.w.cfg.Target.DeleteComposite(ctx, lists)
+	})
 	if err != nil {
 		return err
-	}
-	if len(res) != len(ids) {
-		return fmt.Errorf("replicate: target answered %d results for %d deletes", len(res), len(ids))
 	}
 	for k, i := range idx {
 		if r := res[k]; r.Success || salesforce.IsEntityDeleted(r.Err()) {
@@ -387,26 +407,66 @@ func (c *changeWrite) recreate(ctx context.Context) error {
 	return nil
 }
 
+// collections makes the calls that write n records of a change step in
+// lists of -batch: one collections call for one list, composite calls of up
+// to the current pack limit of lists for more (each one counted API call,
+// timed like the composite upserts). It returns every record's result in
+// order. A list refused as a whole is the error of the whole step: the
+// engine decides it for every record of the batch (split, hold, hand
+// back, retry), and a retry finds the other lists' writes done (an update
+// sets the same values again; a deleted record counts as deleted).
+func (w *Worker) collections(ctx context.Context, what string, n int, call func(ctx context.Context, lo, hi, size int) ([]salesforce.CollectionResult, error)) ([]salesforce.SaveResult, error) {
+	size := w.cfg.Batch
+	per := size * max(1, w.packLimit())
+	out := make([]salesforce.SaveResult, 0, n)
+	for start := 0; start < n; start += per {
+		m := min(per, n-start)
+		countCall(ctx)
+		began := time.Now()
+		res, err := call(ctx, start, start+m, size)
+		if m > size {
+			w.observeComposite(time.Since(began), (m+size-1)/size)
+		}
+		if err != nil {
+			return nil, err
+		}
+		got := 0
+		for _, lr := range res {
+			if lr.Err != nil {
+				return nil, lr.Err
+			}
+			got += len(lr.Results)
+			out = append(out, lr.Results...)
+		}
+		if got != m {
+			return nil, fmt.Errorf("replicate: target answered %d results for %d %s", got, m, what)
+		}
+	}
+	return out, nil
+}
+
 // readSource reads the records' copied fields from the source org, deleted
 // rows included; the result holds the live ones only, as created events
 // carrying the whole state. A failure is transient for the engine: the
 // source's trouble is not the target's.
 func (w *Worker) readSource(ctx context.Context, org string, ids []string) (map[string]event.Event, error) {
-	soql := fmt.Sprintf("SELECT Id, IsDeleted, %s FROM Account WHERE Id IN %s", strings.Join(w.cfg.Fields.Names(), ", "), salesforce.SOQLList(ids))
 	out := make(map[string]event.Event, len(ids))
-	for rec, err := range w.cfg.Source.QueryAll(ctx, soql) {
-		if err != nil {
-			return nil, fmt.Errorf("replicate: reading the source org: %v", err) // not wrapped: transient here
+	for _, part := range chunks(ids, maxINList) {
+		soql := fmt.Sprintf("SELECT Id, IsDeleted, %s FROM Account WHERE Id IN %s", strings.Join(w.cfg.Fields.Names(), ", "), salesforce.SOQLList(part))
+		for rec, err := range w.cfg.Source.QueryAll(ctx, soql) {
+			if err != nil {
+				return nil, fmt.Errorf("replicate: reading the source org: %v", err) // not wrapped: transient here
+			}
+			if del, _ := rec["IsDeleted"].(bool); del {
+				continue
+			}
+			delete(rec, "IsDeleted")
+			ev, err := event.NewAccountCreated(org, rec, w.cfg.Fields)
+			if err != nil {
+				return nil, fmt.Errorf("replicate: a source record: %v", err)
+			}
+			out[ev.SourceID] = ev
 		}
-		if del, _ := rec["IsDeleted"].(bool); del {
-			continue
-		}
-		delete(rec, "IsDeleted")
-		ev, err := event.NewAccountCreated(org, rec, w.cfg.Fields)
-		if err != nil {
-			return nil, fmt.Errorf("replicate: a source record: %v", err)
-		}
-		out[ev.SourceID] = ev
 	}
 	return out, nil
 }

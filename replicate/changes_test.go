@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -375,5 +376,97 @@ func TestLostLeaseWritesNothing(t *testing.T) {
 	}
 	if b, err := h.q.Backlog(t.Context()); err != nil || b.AckPending != 1 {
 		t.Errorf("backlog %+v (%v): want the event left unsettled (ack pending 1)", b, err)
+	}
+}
+
+// packedChanges creates n records with worker w1, stops it, publishes
+// changes of them while no worker runs (edit sets each record's update
+// fields; deletes of the records in del), and starts w2, which takes them
+// in one lot (a long linger): w2 has an empty ID map, so it finds the
+// targets by external ID. It returns the target's call counts by route
+// made for the changes.
+func packedChanges(t *testing.T, h *harness, n int, edit func(i int) map[string]any, del func(i int) bool) map[string]int {
+	t.Helper()
+	w1 := h.startWorker("w1", nil)
+	for i := range n {
+		h.publishEvent(h.created(sourceID(i), fmt.Sprintf("Rec %d", i), ""), "")
+	}
+	h.waitFor("the creates", 60*time.Second, func() bool { return h.org.Stats().Records["Account"] == n && h.settled() })
+	w1.stop(t)
+	before := h.org.Stats().ByRoute
+	for i := range n {
+		switch {
+		case del(i):
+			h.publishEvent(h.change(event.TypeAccountDeleted, sourceID(i), nil), "")
+		case edit(i) != nil:
+			h.publishEvent(h.change(event.TypeAccountUpdated, sourceID(i), edit(i)), "")
+		}
+	}
+	h.startWorker("w2", func(c *Config) { c.Linger = 3 * time.Second })
+	h.waitFor("the changes", 60*time.Second, h.settled)
+	calls := map[string]int{}
+	for route, k := range h.org.Stats().ByRoute {
+		if d := k - before[route]; d > 0 {
+			calls[route] = d
+		}
+	}
+	return calls
+}
+
+// Updates and deletes of more than -batch records go in composite calls
+// of collections calls: 600 updates are one counted call, not three.
+func TestChangesArePacked(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{}, queue.Config{})
+	calls := packedChanges(t, h, 650,
+		func(i int) map[string]any { return map[string]any{"Phone": fmt.Sprint("p", i)} },
+		func(i int) bool { return i >= 600 })
+	got := h.targetBySource()
+	for i := range 650 {
+		recs := got[sourceID(i)]
+		switch {
+		case i >= 600 && len(recs) != 0:
+			t.Errorf("record %d: %d live target records after its delete", i, len(recs))
+		case i < 600 && (len(recs) != 1 || recs[0]["Phone"] != fmt.Sprint("p", i)):
+			t.Errorf("record %d: target %v, want one record with Phone p%d", i, recs, i)
+		}
+	}
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("dead letters: %v", d)
+	}
+	// 650 external IDs are four queries of at most 200; 600 updates one
+	// composite call of three lists; 50 deletes one collections call.
+	want := map[string]int{"GET /queryAll": 4, "POST /composite": 1, "DELETE /composite/sobjects": 1}
+	if !maps.Equal(calls, want) {
+		t.Errorf("calls for the changes: got %v, want %v", calls, want)
+	}
+}
+
+// A list of a packed update refused as a whole (an unknown field) fails
+// the whole composite: the lot is split until the one bad update is
+// dead-lettered, and every other update lands.
+func TestPackedUpdateListRefusedAsAWhole(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{}, queue.Config{})
+	const bad = 123
+	packedChanges(t, h, 450,
+		func(i int) map[string]any {
+			if i == bad {
+				return map[string]any{"Phone": "x", "NoSuchField__c": "x"}
+			}
+			return map[string]any{"Phone": fmt.Sprint("p", i)}
+		},
+		func(int) bool { return false })
+	got := h.targetBySource()
+	for i := range 450 {
+		want := fmt.Sprint("p", i)
+		if i == bad {
+			want = ""
+		}
+		if recs := got[sourceID(i)]; len(recs) != 1 || fmt.Sprint(recs[0]["Phone"]) != want && !(want == "" && recs[0]["Phone"] == nil) {
+			t.Errorf("record %d: target %v, want one record with Phone %q", i, recs, want)
+		}
+	}
+	d := h.dlq()
+	if len(d) != 1 || d[0].SourceID != sourceID(bad) || d[0].Code != "INVALID_FIELD" {
+		t.Errorf("DLQ = %+v, want one INVALID_FIELD for %s", d, sourceID(bad))
 	}
 }

@@ -88,9 +88,22 @@ func (w *Worker) writeCreated(ctx context.Context, gs []*group) ([]outcome, erro
 // worth) by the external ID field. A record whose parent is referenced by
 // external ID but not yet in the target is written again without the
 // parent, and a link event follows.
+//
+// More than one collections call's worth goes in one composite call; a
+// list of it refused as a whole is then the error of the whole call (the
+// records of the other lists are written again by a retry: upserts are
+// idempotent).
 func (w *Worker) upsertMany(ctx context.Context, gs []*group) ([]outcome, error) {
-	outs, _, err := w.upsertPacked(ctx, gs, salesforce.MaxCollection)
-	return outs, err
+	outs, listErrs, err := w.upsertPacked(ctx, gs, salesforce.MaxCollection)
+	if err != nil {
+		return nil, err
+	}
+	for _, lerr := range listErrs {
+		if lerr != nil {
+			return nil, lerr
+		}
+	}
+	return outs, nil
 }
 
 // upsertPacked upserts the groups' records in lists of at most size
@@ -582,7 +595,26 @@ func (w *Worker) observeComposite(took time.Duration, lists int) {
 	}
 }
 
-// packed reports whether gs is written with composite calls.
+// packed reports whether gs, creates (and links), is written by
+// writePacked with composite calls of collections upserts. Changes pack
+// their own calls (changes.go).
 func (w *Worker) packed(gs []*group, bulk bool) bool {
-	return !bulk && w.cfg.Mode == ModeUpsert && w.cfg.composite() > 1 && len(gs) > w.cfg.Batch
+	return !bulk && w.cfg.Mode == ModeUpsert && w.cfg.composite() > 1 && len(gs) > w.cfg.Batch && !w.hasChanges(gs)
+}
+
+// hasChanges reports whether gs holds groups that writeChanges writes:
+// updates, deletes, undeletes, and replayed creates checked against the
+// source (see Worker.prepare).
+func (w *Worker) hasChanges(gs []*group) bool {
+	for _, g := range gs {
+		switch g.op {
+		case opUpdate, opDelete, opUndelete:
+			return true
+		case opCreate:
+			if g.replay && w.cfg.Source != nil {
+				return true
+			}
+		}
+	}
+	return false
 }

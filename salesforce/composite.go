@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -202,9 +203,6 @@ func (c *Client) UpsertCompositeRaw(ctx context.Context, sobject, extIDField str
 // upsertComposite sends lists of sizes[i] records, each list's collection
 // body written by list, in one composite call of about size bytes.
 func (c *Client) upsertComposite(ctx context.Context, sobject, extIDField string, sizes []int, size int, list func(b []byte, i int) ([]byte, error)) ([]CollectionResult, error) {
-	if len(sizes) > MaxCompositeCollections {
-		return nil, fmt.Errorf("%w: %d collections, at most %d in one composite call", ErrTooManyRecords, len(sizes), MaxCompositeCollections)
-	}
 	if err := checkName("sobject", sobject); err != nil {
 		return nil, err
 	}
@@ -212,7 +210,67 @@ func (c *Client) upsertComposite(ctx context.Context, sobject, extIDField string
 		return nil, err
 	}
 	url := c.dataPath("/composite/sobjects/" + sobject + "/" + extIDField)
-	route := http.MethodPatch + " " + routeOf(url)
+	return c.collectionsComposite(ctx, http.MethodPatch, "upsert", func(int) string { return url }, sizes, size, list)
+}
+
+// UpdateComposite updates up to MaxCompositeCollections lists of up to
+// MaxCollection records each in one POST /composite call (counted as one
+// API request): one sObject Collections update (PATCH
+// /composite/sobjects) per list, allOrNone false both for the composite
+// and for each list. Each record names its record by Id, as for
+// UpdateMany. It returns one CollectionResult per list, in order; limits
+// and missing Ids are refused before anything is sent, and an empty list
+// is not sent.
+func (c *Client) UpdateComposite(ctx context.Context, sobject string, lists [][]Record) ([]CollectionResult, error) {
+	if err := checkName("sobject", sobject); err != nil {
+		return nil, err
+	}
+	sizes := make([]int, len(lists))
+	n := 0
+	for i, recs := range lists {
+		for j, rec := range recs {
+			if id := recordID(rec); strings.TrimSpace(id) == "" {
+				return nil, fmt.Errorf("%w: record %d of update list %d has no Id", ErrInvalidRequest, j, i)
+			}
+		}
+		sizes[i] = len(recs)
+		n += len(recs)
+	}
+	url := c.dataPath("/composite/sobjects")
+	return c.collectionsComposite(ctx, http.MethodPatch, "update", func(int) string { return url }, sizes, 128+n*256, func(b []byte, i int) ([]byte, error) {
+		return appendCollectionBody(b, sobject, false, lists[i])
+	})
+}
+
+// DeleteComposite deletes up to MaxCompositeCollections lists of up to
+// MaxCollection record IDs each in one POST /composite call (counted as one
+// API request): one sObject Collections delete (DELETE
+// /composite/sobjects?ids=…&allOrNone=false) per list. Results are as
+// DeleteMany's, one CollectionResult per list, in order; bad IDs and limits
+// are refused before anything is sent, and an empty list is not sent.
+func (c *Client) DeleteComposite(ctx context.Context, lists [][]string) ([]CollectionResult, error) {
+	sizes := make([]int, len(lists))
+	for i, ids := range lists {
+		if err := checkIDList(ids); err != nil {
+			return nil, fmt.Errorf("delete list %d: %w", i, err)
+		}
+		sizes[i] = len(ids)
+	}
+	urlOf := func(i int) string {
+		q := url.Values{"ids": {strings.Join(lists[i], ",")}, "allOrNone": {"false"}}
+		return c.dataPath("/composite/sobjects?" + q.Encode())
+	}
+	return c.collectionsComposite(ctx, http.MethodDelete, "delete", urlOf, sizes, 128, nil)
+}
+
+// collectionsComposite sends lists of sizes[i] records as sObject
+// Collections subrequests (method on urlOf(i), the body written by list,
+// none when list is nil) in one composite call of about size bytes, and
+// decodes each list's save results.
+func (c *Client) collectionsComposite(ctx context.Context, method, refPrefix string, urlOf func(i int) string, sizes []int, size int, list func(b []byte, i int) ([]byte, error)) ([]CollectionResult, error) {
+	if len(sizes) > MaxCompositeCollections {
+		return nil, fmt.Errorf("%w: %d collections, at most %d in one composite call", ErrTooManyRecords, len(sizes), MaxCompositeCollections)
+	}
 	out := make([]CollectionResult, len(sizes))
 	for i, n := range sizes {
 		if n > MaxCollection {
@@ -227,21 +285,26 @@ func (c *Client) upsertComposite(ctx context.Context, sobject, extIDField string
 		if n == 0 {
 			continue
 		}
-		ref := "upsert" + strconv.Itoa(i)
+		ref := refPrefix + strconv.Itoa(i)
 		if len(refs) > 0 {
 			body = append(body, ',')
 		}
-		body = append(body, `{"method":"PATCH","url":`...)
-		body = appendString(body, url)
+		u := urlOf(i)
+		body = append(body, `{"method":`...)
+		body = appendString(body, method)
+		body = append(body, `,"url":`...)
+		body = appendString(body, u)
 		body = append(body, `,"referenceId":`...)
 		body = appendString(body, ref)
-		body = append(body, `,"body":`...)
-		var err error
-		if body, err = list(body, i); err != nil {
-			return nil, err
+		if list != nil {
+			body = append(body, `,"body":`...)
+			var err error
+			if body, err = list(body, i); err != nil {
+				return nil, err
+			}
 		}
 		body = append(body, '}')
-		refs = append(refs, subrequestRef{id: ref, route: route})
+		refs = append(refs, subrequestRef{id: ref, route: method + " " + routeOf(u)})
 		index = append(index, i)
 	}
 	body = append(body, "]}"...)

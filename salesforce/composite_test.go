@@ -155,3 +155,112 @@ func TestCompositeRefusedAsAWhole(t *testing.T) {
 		t.Fatalf("got %v, want LIMIT_EXCEEDED for POST /composite", err)
 	}
 }
+
+// UpdateComposite and DeleteComposite against the fake org: one counted
+// call each for three lists, per-record results in order (an unknown ID
+// fails alone, an already deleted record fails ENTITY_IS_DELETED), a list
+// refused as a whole reported as its own *APIError.
+func TestUpdateAndDeleteComposite(t *testing.T) {
+	org, ts := startFakeOrg(t, fakeorg.Config{OrgID: testOrgID15})
+	obs := &observer{}
+	c := fakeClient(t, ts.URL, obs)
+	ctx := t.Context()
+
+	var ids []string
+	for l := range 3 {
+		var recs []salesforce.Record
+		for i := range 200 {
+			recs = append(recs, salesforce.Record{"Source_Id__c": fmt.Sprintf("L%d-%d", l, i), "Name": "n"})
+		}
+		res, err := c.UpsertMany(ctx, "Account", "Source_Id__c", recs, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			ids = append(ids, r.ID)
+		}
+	}
+	lists := make([][]salesforce.Record, 3)
+	for k, id := range ids {
+		lists[k/200] = append(lists[k/200], salesforce.Record{"attributes": map[string]any{"type": "Account"}, "Id": id, "Phone": fmt.Sprint(k)})
+	}
+	lists[0][7]["Id"] = "001000000000000AAA" // names no record
+	lists[2][3]["NoSuchField__c"] = "x"      // refuses the whole list
+	before := len(obs.routes())
+	res, err := c.UpdateComposite(ctx, "Account", lists)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 || res[0].Err != nil || res[1].Err != nil || len(res[0].Results) != 200 || len(res[1].Results) != 200 {
+		t.Fatalf("update lists: got %+v", res)
+	}
+	for k, r := range append(res[0].Results, res[1].Results...) {
+		if k == 7 {
+			if r.Success || r.Err() == nil || r.Err().Code != "INVALID_CROSS_REFERENCE_KEY" {
+				t.Errorf("update of an unknown ID: got %+v", r)
+			}
+			continue
+		}
+		if !r.Success || r.ID != ids[k] {
+			t.Errorf("update %d: got %+v, want success for %s", k, r, ids[k])
+		}
+	}
+	var apiErr *salesforce.APIError
+	if !errors.As(res[2].Err, &apiErr) || apiErr.Code != "INVALID_FIELD" || apiErr.Route != "PATCH /composite/sobjects" {
+		t.Errorf("refused update list: got %#v", res[2].Err)
+	}
+	got, err := c.Get(ctx, "Account", ids[250], "Phone")
+	if err != nil || got["Phone"] != "250" {
+		t.Errorf("record 250 after the update: %v %v, want Phone 250", got, err)
+	}
+	got, err = c.Get(ctx, "Account", ids[403], "Phone")
+	if err != nil || got["Phone"] != nil {
+		t.Errorf("record 403 of the refused list: %v %v, want no Phone", got, err)
+	}
+
+	if _, err := c.DeleteMany(ctx, ids[10:11], false); err != nil {
+		t.Fatal(err)
+	}
+	dl := [][]string{ids[0:200], ids[200:400], {ids[400], "bad id"}}
+	if _, err := c.DeleteComposite(ctx, dl); !errors.Is(err, salesforce.ErrInvalidRequest) {
+		t.Errorf("a bad ID: got %v, want ErrInvalidRequest before sending", err)
+	}
+	dl[2] = ids[400:600]
+	dres, err := c.DeleteComposite(ctx, dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dres) != 3 {
+		t.Fatalf("delete lists: got %d", len(dres))
+	}
+	for l, lr := range dres {
+		if lr.Err != nil || len(lr.Results) != 200 {
+			t.Fatalf("delete list %d: got %v, %d results", l, lr.Err, len(lr.Results))
+		}
+		for j, r := range lr.Results {
+			k := l*200 + j
+			if k == 10 {
+				if !salesforce.IsEntityDeleted(r.Err()) {
+					t.Errorf("delete of a deleted record: got %+v, want ENTITY_IS_DELETED", r)
+				}
+				continue
+			}
+			if !r.Success || r.ID != ids[k] {
+				t.Errorf("delete %d: got %+v", k, r)
+			}
+		}
+	}
+	if n := org.Stats().Records["Account"]; n != 0 {
+		t.Errorf("accounts left: %d, want 0", n)
+	}
+	if got := obs.routes()[before:]; !slices.Equal(got, []string{"POST /composite 200", "GET /sobjects/Account/{id} 200", "GET /sobjects/Account/{id} 200", "DELETE /composite/sobjects 200", "POST /composite 200"}) {
+		t.Errorf("routes: got %v", got)
+	}
+	six := make([][]string, 6)
+	if _, err := c.DeleteComposite(ctx, six); !errors.Is(err, salesforce.ErrTooManyRecords) {
+		t.Errorf("6 lists: got %v, want ErrTooManyRecords", err)
+	}
+	if _, err := c.UpdateComposite(ctx, "Account", [][]salesforce.Record{{{"Name": "no id"}}}); !errors.Is(err, salesforce.ErrInvalidRequest) {
+		t.Errorf("a record without Id: got %v, want ErrInvalidRequest", err)
+	}
+}
