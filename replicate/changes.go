@@ -160,23 +160,43 @@ func (c *changeWrite) findTargets(ctx context.Context) error {
 		return nil
 	}
 	ext := c.w.cfg.ExternalIDField
+	var soqls []string
 	for _, part := range chunks(ids, maxINList) {
-		soql := fmt.Sprintf("SELECT Id, %s, IsDeleted FROM Account WHERE %s IN %s", ext, ext, salesforce.SOQLList(part))
+		soqls = append(soqls, fmt.Sprintf("SELECT Id, %s, IsDeleted FROM Account WHERE %s IN %s", ext, ext, salesforce.SOQLList(part)))
+	}
+	add := func(rec salesforce.Record) {
+		src, _ := rec[ext].(string)
+		id, _ := rec["Id"].(string)
+		if src == "" || id == "" {
+			return
+		}
+		src = normalizeID(src)
+		if del, _ := rec["IsDeleted"].(bool); del {
+			c.deleted[src] = id
+		} else {
+			c.live[src] = id
+		}
+	}
+	// One query: a plain queryAll; several: composite calls of up to the
+	// pack limit of queries, one counted call each.
+	for _, group := range chunks(soqls, max(1, c.w.packLimit())) {
 		countCall(ctx)
-		for rec, err := range c.w.cfg.Target.QueryAll(ctx, soql) {
-			if err != nil {
-				return err
+		if len(group) == 1 {
+			for rec, err := range c.w.cfg.Target.QueryAll(ctx, group[0]) {
+				if err != nil {
+					return err
+				}
+				add(rec)
 			}
-			src, _ := rec[ext].(string)
-			id, _ := rec["Id"].(string)
-			if src == "" || id == "" {
-				continue
-			}
-			src = normalizeID(src)
-			if del, _ := rec["IsDeleted"].(bool); del {
-				c.deleted[src] = id
-			} else {
-				c.live[src] = id
+			continue
+		}
+		res, err := c.w.cfg.Target.QueryAllComposite(ctx, group)
+		if err != nil {
+			return err
+		}
+		for _, recs := range res {
+			for _, rec := range recs {
+				add(rec)
 			}
 		}
 	}

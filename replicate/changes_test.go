@@ -433,9 +433,10 @@ func TestChangesArePacked(t *testing.T) {
 	if d := h.dlq(); len(d) != 0 {
 		t.Errorf("dead letters: %v", d)
 	}
-	// 650 external IDs are four queries of at most 200; 600 updates one
-	// composite call of three lists; 50 deletes one collections call.
-	want := map[string]int{"GET /queryAll": 4, "POST /composite": 1, "DELETE /composite/sobjects": 1}
+	// 650 external IDs are one composite call of four queries of at most
+	// 200; 600 updates one composite call of three lists; 50 deletes one
+	// collections call.
+	want := map[string]int{"POST /composite": 2, "DELETE /composite/sobjects": 1}
 	if !maps.Equal(calls, want) {
 		t.Errorf("calls for the changes: got %v, want %v", calls, want)
 	}

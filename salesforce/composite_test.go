@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"orgsync/salesforce"
@@ -262,5 +263,61 @@ func TestUpdateAndDeleteComposite(t *testing.T) {
 	}
 	if _, err := c.UpdateComposite(ctx, "Account", [][]salesforce.Record{{{"Name": "no id"}}}); !errors.Is(err, salesforce.ErrInvalidRequest) {
 		t.Errorf("a record without Id: got %v, want ErrInvalidRequest", err)
+	}
+}
+
+// QueryAllComposite runs several queryAll queries in one counted call,
+// deleted rows included, and follows a result's further pages.
+func TestQueryAllComposite(t *testing.T) {
+	_, ts := startFakeOrg(t, fakeorg.Config{OrgID: testOrgID15})
+	obs := &observer{}
+	c := fakeClient(t, ts.URL, obs)
+	ctx := t.Context()
+	var recs []salesforce.Record
+	for i := range 2100 {
+		recs = append(recs, salesforce.Record{"Source_Id__c": fmt.Sprintf("Q%d", i), "Name": "n"})
+	}
+	var ids []string
+	for _, part := range [][]salesforce.Record{recs[:200], recs[200:400]} {
+		res, err := c.UpsertMany(ctx, "Account", "Source_Id__c", part, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			ids = append(ids, r.ID)
+		}
+	}
+	for start := 400; start < len(recs); start += 200 {
+		if _, err := c.UpsertMany(ctx, "Account", "Source_Id__c", recs[start:min(start+200, len(recs))], false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.DeleteMany(ctx, ids[:1], false); err != nil {
+		t.Fatal(err)
+	}
+	before := len(obs.routes())
+	res, err := c.QueryAllComposite(ctx, []string{
+		"SELECT Id, IsDeleted FROM Account WHERE Source_Id__c IN ('Q0','Q1')",
+		"SELECT Id FROM Account WHERE Source_Id__c = 'none'",
+		"SELECT Id FROM Account",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 || len(res[0]) != 2 || len(res[1]) != 0 || len(res[2]) != 2100 {
+		t.Fatalf("got %d results (%d, %d, %d rows), want 3 (2, 0, 2100)", len(res), len(res[0]), len(res[1]), len(res[2]))
+	}
+	if res[0][0]["Id"] != ids[0] || res[0][0]["IsDeleted"] != true || res[0][1]["IsDeleted"] != false {
+		t.Errorf("first query: got %v", res[0])
+	}
+	routes := obs.routes()[before:]
+	if len(routes) != 2 || routes[0] != "POST /composite 200" || !strings.HasPrefix(routes[1], "GET /query") || !strings.Contains(routes[1], "{locator}") {
+		t.Errorf("routes: got %v, want one composite call and the next pages", routes)
+	}
+	if _, err := c.QueryAllComposite(ctx, []string{"SELECT Id FROM Nope__c", "SELECT Id FROM Account"}); err == nil {
+		t.Error("a refused query: no error")
+	}
+	if _, err := c.QueryAllComposite(ctx, make([]string, 6)); !errors.Is(err, salesforce.ErrTooManyRecords) {
+		t.Errorf("6 queries: got %v, want ErrTooManyRecords", err)
 	}
 }

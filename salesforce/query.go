@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"net/http"
@@ -172,4 +173,61 @@ func SOQLList(values []string) string {
 	}
 	b.WriteByte(')')
 	return b.String()
+}
+
+// QueryAllComposite runs up to MaxCompositeCollections queryAll queries in
+// one POST /composite call (counted as one API request) and returns each
+// query's records, in order. A result with more pages is followed with
+// GET calls of its nextRecordsUrl, as QueryAll does. A query refused (its
+// subrequest's *APIError) is the error of the whole call; more than
+// MaxCompositeCollections queries, or an empty one, are refused before
+// anything is sent.
+func (c *Client) QueryAllComposite(ctx context.Context, soqls []string) ([][]Record, error) {
+	if len(soqls) > MaxCompositeCollections {
+		return nil, fmt.Errorf("%w: %d queries, at most %d in one composite call", ErrTooManyRecords, len(soqls), MaxCompositeCollections)
+	}
+	subs := make([]CompositeSubrequest, len(soqls))
+	for i, q := range soqls {
+		if strings.TrimSpace(q) == "" {
+			return nil, fmt.Errorf("%w: empty query", ErrInvalidRequest)
+		}
+		subs[i] = CompositeSubrequest{Method: http.MethodGet, ReferenceID: fmt.Sprint("query", i),
+			URL: c.dataPath("/queryAll?" + url.Values{"q": {q}}.Encode())}
+	}
+	res, err := c.Composite(ctx, false, subs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]Record, len(res))
+	for i, r := range res {
+		if err := r.Err(); err != nil {
+			return nil, c.redactAPIError(err)
+		}
+		var page queryPage
+		if err := json.Unmarshal(r.Body, &page); err != nil {
+			return nil, fmt.Errorf("salesforce: %s: decoding subrequest %s: %w", r.route, r.ReferenceID, err)
+		}
+		recs := make([]Record, 0, len(page.Records))
+		for _, m := range page.Records {
+			recs = append(recs, incoming(m))
+		}
+		seen := map[string]bool{}
+		for next := page.NextRecordsURL; next != ""; {
+			if seen[next] {
+				return nil, fmt.Errorf("salesforce: GET %s: nextRecordsUrl %q repeats", routeOf(next), clipText(next, 100))
+			}
+			seen[next] = true
+			p, err := c.queryPage(ctx, "queryAll", next)
+			if err != nil {
+				return nil, err
+			}
+			recs = append(recs, p.Records...)
+			if p.Done {
+				break
+			}
+			next = p.NextRecordsURL
+		}
+		out[i] = recs
+	}
+	return out, nil
 }
