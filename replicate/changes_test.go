@@ -384,8 +384,8 @@ func TestLostLeaseWritesNothing(t *testing.T) {
 // fields; deletes of the records in del), and starts w2, which takes them
 // in one lot (a long linger): w2 has an empty ID map, so it finds the
 // targets by external ID. It returns the target's call counts by route
-// made for the changes.
-func packedChanges(t *testing.T, h *harness, n int, edit func(i int) map[string]any, del func(i int) bool) map[string]int {
+// made for the changes, and their composite subrequests by route.
+func packedChanges(t *testing.T, h *harness, n int, edit func(i int) map[string]any, del func(i int) bool) (calls, subs map[string]int) {
 	t.Helper()
 	w1 := h.startWorker("w1", nil)
 	for i := range n {
@@ -393,7 +393,7 @@ func packedChanges(t *testing.T, h *harness, n int, edit func(i int) map[string]
 	}
 	h.waitFor("the creates", 60*time.Second, func() bool { return h.org.Stats().Records["Account"] == n && h.settled() })
 	w1.stop(t)
-	before := h.org.Stats().ByRoute
+	before := h.org.Stats()
 	for i := range n {
 		switch {
 		case del(i):
@@ -404,20 +404,26 @@ func packedChanges(t *testing.T, h *harness, n int, edit func(i int) map[string]
 	}
 	h.startWorker("w2", func(c *Config) { c.Linger = 3 * time.Second })
 	h.waitFor("the changes", 60*time.Second, h.settled)
-	calls := map[string]int{}
-	for route, k := range h.org.Stats().ByRoute {
-		if d := k - before[route]; d > 0 {
-			calls[route] = d
+	after := h.org.Stats()
+	return diffCounts(after.ByRoute, before.ByRoute), diffCounts(after.Subrequests, before.Subrequests)
+}
+
+// diffCounts returns the counts of after that grew since before.
+func diffCounts(after, before map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, n := range after {
+		if d := n - before[k]; d > 0 {
+			out[k] = d
 		}
 	}
-	return calls
+	return out
 }
 
 // Updates and deletes of more than -batch records go in composite calls
 // of collections calls: 600 updates are one counted call, not three.
 func TestChangesArePacked(t *testing.T) {
 	h := newHarness(t, fakeorg.Config{}, queue.Config{})
-	calls := packedChanges(t, h, 650,
+	calls, subs := packedChanges(t, h, 650,
 		func(i int) map[string]any { return map[string]any{"Phone": fmt.Sprint("p", i)} },
 		func(i int) bool { return i >= 600 })
 	got := h.targetBySource()
@@ -439,6 +445,10 @@ func TestChangesArePacked(t *testing.T) {
 	want := map[string]int{"POST /composite": 2, "DELETE /composite/sobjects": 1}
 	if !maps.Equal(calls, want) {
 		t.Errorf("calls for the changes: got %v, want %v", calls, want)
+	}
+	wantSubs := map[string]int{"GET /queryAll": 4, "PATCH /composite/sobjects": 3}
+	if !maps.Equal(subs, wantSubs) {
+		t.Errorf("composite subrequests: got %v, want %v (updates by target ID, never upserts)", subs, wantSubs)
 	}
 }
 

@@ -132,6 +132,9 @@ type Scenario struct {
 	// Routes splits APICalls by the fake org's route ("METHOD template",
 	// fakeorg.Stats.ByRoute).
 	Routes map[string]int
+	// Subrequests counts the subrequests of the composite calls among them
+	// by route (fakeorg.Stats.Subrequests).
+	Subrequests map[string]int
 
 	P50, P99, Max time.Duration // created_at → target CreatedDate (updates: changed_at → LastModifiedDate)
 
@@ -452,6 +455,12 @@ func (r *runner) backlog(ctx context.Context, dir, mode string, latency time.Dur
 	for route, c := range st.ByRoute {
 		if d := c - before.ByRoute[route]; d > 0 {
 			s.Routes[route] = d
+		}
+	}
+	s.Subrequests = make(map[string]int)
+	for route, c := range st.Subrequests {
+		if d := c - before.Subrequests[route]; d > 0 {
+			s.Subrequests[route] = d
 		}
 	}
 	s.MeanCalls, s.PeakCalls = e.conc.mean()

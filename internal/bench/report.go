@@ -97,7 +97,11 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			p("Counted calls of the update rows, by route:\n\n")
 			for _, sc := range r.Scenarios {
 				if isUpdate(sc.Mode) {
-					p("- %s at %s: %s\n", sc.Mode, latencyString(sc.Latency), routes(sc.Routes))
+					p("- %s at %s: %s", sc.Mode, latencyString(sc.Latency), routes(sc.Routes))
+					if len(sc.Subrequests) > 0 {
+						p(" (their subrequests: %s)", routes(sc.Subrequests))
+					}
+					p("\n")
 				}
 			}
 			p("\n")

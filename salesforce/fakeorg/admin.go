@@ -17,6 +17,10 @@ type Stats struct {
 	// IDs and values replaced, and "POST /Soap/u/undelete" for SOAP
 	// undelete(): see the package documentation.
 	ByRoute map[string]int `json:"by_route"`
+	// Subrequests counts the subrequests of composite calls by the same
+	// "METHOD template" (they are not API calls of their own: the
+	// composite call is one, under "POST /composite").
+	Subrequests map[string]int `json:"subrequests_by_route"`
 	// Records counts live records by sObject type.
 	Records map[string]int `json:"records"`
 	// APIUsage is the daily API usage, as in Sforce-Limit-Info.
@@ -36,7 +40,7 @@ func (o *Org) Stats() Stats {
 		}
 	}
 	return Stats{
-		APICalls: o.apiCalls, ByRoute: maps.Clone(o.byRoute), Records: map[string]int{"Account": live},
+		APICalls: o.apiCalls, ByRoute: maps.Clone(o.byRoute), Subrequests: maps.Clone(o.subRoutes), Records: map[string]int{"Account": live},
 		APIUsage: o.apiUsed, DailyAPILimit: o.live.dailyLimit,
 	}
 }
@@ -64,6 +68,7 @@ func (o *Org) Reset() {
 	o.bulkBatches = 0
 	o.apiUsed, o.apiCalls = 0, 0
 	o.byRoute = make(map[string]int)
+	o.subRoutes = make(map[string]int)
 	o.logSince = o.nowUTC()
 }
 

@@ -207,6 +207,9 @@ func (o *Org) serveSubrequest(r *http.Request, parent *call, run *compositeRun, 
 	tmpl, methods, _ := o.routeREST(c.segs)
 	method := strings.ToUpper(s.Method)
 	c.route = method + " " + tmpl
+	o.mu.Lock()
+	o.subRoutes[c.route]++
+	o.mu.Unlock()
 	h, allowed := methods[method]
 	switch {
 	case methods == nil:

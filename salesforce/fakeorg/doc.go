@@ -28,7 +28,8 @@
 // # Route templates
 //
 // Stats.ByRoute counts authenticated REST and Apex REST calls by
-// "METHOD template", whatever their outcome. A template is the path after
+// "METHOD template", whatever their outcome; Stats.Subrequests counts the
+// subrequests of composite calls by the same templates. A template is the path after
 // /services/data/vNN.N, with a trailing slash dropped and IDs and values
 // replaced by placeholders:
 //

@@ -139,6 +139,7 @@ type Org struct {
 	apiUsed     int
 	apiCalls    int
 	byRoute     map[string]int
+	subRoutes   map[string]int // composite subrequests by route
 	listeners   []func(Change) // OnChange (changes.go)
 }
 
@@ -203,6 +204,7 @@ func New(cfg Config) (*Org, error) {
 		jobs:         make(map[string]*bulkJob),
 		qjobs:        make(map[string]*queryJob),
 		byRoute:      make(map[string]int),
+		subRoutes:    make(map[string]int),
 	}
 	if o.log == nil {
 		o.log = slog.New(slog.NewTextHandler(io.Discard, nil))
