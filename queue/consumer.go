@@ -23,15 +23,21 @@ type Consumer struct {
 	log *slog.Logger
 }
 
-// Consumer returns the legacy durable pull consumer "workers" (the layout
-// before partitions; Partitions replaces it), creating it if it is
-// missing: AckWait and MaxAckPending from Config, MaxDeliver -1 (unlimited;
-// the worker enforces -max-deliver), explicit acks, DeliverAll, filter
-// orgsync.account.>. An existing consumer is used as it is: it is never
-// updated, and each difference from that configuration is logged (warn).
+// LegacyConsumer returns the durable pull consumer "workers" of the layout
+// before partitions, creating it if it is missing: AckWait and
+// MaxAckPending from Config, MaxDeliver -1 (unlimited; the worker enforces
+// -max-deliver), explicit acks, DeliverAll, filter orgsync.account.>. An
+// existing consumer is used as it is: it is never updated, and each
+// difference from that configuration is logged (warn).
+//
+// Workers take their events with Partitions, which keeps each record's
+// events in order; LegacyConsumer is for tools and tests that work with a
+// deployment still in the old layout. Creating "workers" on a partitioned
+// stream puts it back in the old layout: workers then refuse to start
+// (ErrLegacyLayout) until `worker migrate` deletes the consumer.
 //
 // It returns an error wrapping ErrNoStream when ORGSYNC does not exist.
-func (q *Queue) Consumer(ctx context.Context) (*Consumer, error) {
+func (q *Queue) LegacyConsumer(ctx context.Context) (*Consumer, error) {
 	c, err := q.ensureConsumer(ctx)
 	if err != nil {
 		return nil, err

@@ -59,7 +59,7 @@ func mustNew(t *testing.T, js jetstream.JetStream, cfg Config) *Queue {
 // mustConsumer is Queue.Consumer that fails the test on error.
 func mustConsumer(t *testing.T, q *Queue) *Consumer {
 	t.Helper()
-	c, err := q.Consumer(t.Context())
+	c, err := q.LegacyConsumer(t.Context())
 	if err != nil {
 		t.Fatalf("Consumer: %v", err)
 	}

@@ -4,14 +4,15 @@
 // say which worker fetches it (Partitions, docs/ordering.md), publish with
 // deduplication, the acknowledgement helpers, dead-letter publish, streamed
 // listing and replay of the DLQ, pausing the whole pool, and the migration
-// from the single consumer "workers" of older versions (Migrate). The in-process JetStream server for tests and the demo is
-// internal/natsembed (queue/queuetest wraps it for tests): production
-// binaries do not link the NATS server.
+// from the single consumer "workers" of older versions (Migrate). The
+// in-process JetStream server for tests and the demo is internal/natsembed
+// (queue/queuetest wraps it for tests): production binaries do not link the
+// NATS server.
 //
 // The topology follows docs/contract.md ("NATS subjects, streams and
-// headers"): New creates missing streams and Queue.Consumer a missing consumer;
-// anything that already exists is used as it is and only its differences
-// from the wanted configuration are logged.
+// headers"): New creates missing streams and Partitions the missing
+// partition consumers; anything that already exists is used as it is and
+// only its differences from the wanted configuration are logged.
 package queue
 
 import (
@@ -27,10 +28,9 @@ import (
 const (
 	Stream    = "ORGSYNC"     // work-queue stream of account events
 	DLQStream = "ORGSYNC_DLQ" // dead letters, kept until replayed or purged
-	// ConsumerName is the single durable pull consumer of older versions,
-	// kept for Migrate and tests; the partition consumers are named
-	// ConsumerFor(p). (It cannot be called Consumer: that is the type
-	// Queue.Consumer returns.)
+	// ConsumerName is the single durable pull consumer of older versions
+	// (Queue.LegacyConsumer), kept for Migrate and tests; the partition
+	// consumers are named ConsumerFor(p).
 	ConsumerName = "workers"
 )
 

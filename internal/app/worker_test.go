@@ -101,7 +101,7 @@ func TestWorkerWaitsForNATS(t *testing.T) {
 func TestWorkerRefusesTheLegacyLayout(t *testing.T) {
 	ns := queuetest.Start(t, queuetest.Config{Listen: true})
 	q := ns.Queue(t, queue.Config{})
-	if _, err := q.Consumer(t.Context()); err != nil { // the old release's consumer "workers"
+	if _, err := q.LegacyConsumer(t.Context()); err != nil { // the old release's consumer "workers"
 		t.Fatal(err)
 	}
 	org, err := fakeorg.New(fakeorg.Config{Seed: 1})
