@@ -381,11 +381,12 @@ func TestLostLeaseWritesNothing(t *testing.T) {
 
 // packedChanges creates n records with worker w1, stops it, publishes
 // changes of them while no worker runs (edit sets each record's update
-// fields; deletes of the records in del), and starts w2, which takes them
-// in one lot (a long linger): w2 has an empty ID map, so it finds the
-// targets by external ID. It returns the target's call counts by route
-// made for the changes, and their composite subrequests by route.
-func packedChanges(t *testing.T, h *harness, n int, edit func(i int) map[string]any, del func(i int) bool) (calls, subs map[string]int) {
+// fields; deletes of the records in del), runs then (when not nil), and
+// starts w2, which takes them in one lot (a long linger): w2 has an empty
+// ID map, so it finds the targets by external ID. It returns the target's
+// call counts by route made for the changes, and their composite
+// subrequests by route.
+func packedChanges(t *testing.T, h *harness, n int, edit func(i int) map[string]any, del func(i int) bool, then func()) (calls, subs map[string]int) {
 	t.Helper()
 	w1 := h.startWorker("w1", nil)
 	for i := range n {
@@ -401,6 +402,9 @@ func packedChanges(t *testing.T, h *harness, n int, edit func(i int) map[string]
 		case edit(i) != nil:
 			h.publishEvent(h.change(event.TypeAccountUpdated, sourceID(i), edit(i)), "")
 		}
+	}
+	if then != nil {
+		then()
 	}
 	h.startWorker("w2", func(c *Config) { c.Linger = 3 * time.Second })
 	h.waitFor("the changes", 60*time.Second, h.settled)
@@ -425,7 +429,7 @@ func TestChangesArePacked(t *testing.T) {
 	h := newHarness(t, fakeorg.Config{}, queue.Config{})
 	calls, subs := packedChanges(t, h, 650,
 		func(i int) map[string]any { return map[string]any{"Phone": fmt.Sprint("p", i)} },
-		func(i int) bool { return i >= 600 })
+		func(i int) bool { return i >= 600 }, nil)
 	got := h.targetBySource()
 	for i := range 650 {
 		recs := got[sourceID(i)]
@@ -465,7 +469,7 @@ func TestPackedUpdateListRefusedAsAWhole(t *testing.T) {
 			}
 			return map[string]any{"Phone": fmt.Sprint("p", i)}
 		},
-		func(int) bool { return false })
+		func(int) bool { return false }, nil)
 	got := h.targetBySource()
 	for i := range 450 {
 		want := fmt.Sprint("p", i)
@@ -479,5 +483,34 @@ func TestPackedUpdateListRefusedAsAWhole(t *testing.T) {
 	d := h.dlq()
 	if len(d) != 1 || d[0].SourceID != sourceID(bad) || d[0].Code != "INVALID_FIELD" {
 		t.Errorf("DLQ = %+v, want one INVALID_FIELD for %s", d, sourceID(bad))
+	}
+}
+
+// Packed changes through the target's transient faults (whole calls
+// answered 503, rows locked): every update and delete lands, nothing is
+// dead-lettered.
+func TestPackedChangesThroughFaults(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{}, queue.Config{})
+	packedChanges(t, h, 450,
+		func(i int) map[string]any { return map[string]any{"Phone": fmt.Sprint("p", i)} },
+		func(i int) bool { return i%9 == 0 },
+		func() {
+			fail, lock := 0.2, 0.05
+			if err := h.org.Configure(fakeorg.ConfigPatch{FailRate: &fail, LockRate: &lock}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	got := h.targetBySource()
+	for i := range 450 {
+		recs := got[sourceID(i)]
+		switch {
+		case i%9 == 0 && len(recs) != 0:
+			t.Errorf("record %d: %d live target records after its delete", i, len(recs))
+		case i%9 != 0 && (len(recs) != 1 || recs[0]["Phone"] != fmt.Sprint("p", i)):
+			t.Errorf("record %d: target %v, want one record with Phone p%d", i, recs, i)
+		}
+	}
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("dead letters: %v", d)
 	}
 }
