@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -470,9 +471,13 @@ func (w *Worker) collections(ctx context.Context, what string, n int, call func(
 // carrying the whole state. A failure is transient for the engine: the
 // source's trouble is not the target's.
 func (w *Worker) readSource(ctx context.Context, org string, ids []string) (map[string]event.Event, error) {
+	cols, err := w.sourceColumns(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[string]event.Event, len(ids))
 	for _, part := range chunks(ids, maxINList) {
-		soql := fmt.Sprintf("SELECT Id, IsDeleted, %s FROM Account WHERE Id IN %s", strings.Join(w.cfg.Fields.Names(), ", "), salesforce.SOQLList(part))
+		soql := fmt.Sprintf("SELECT %s FROM Account WHERE Id IN %s", cols, salesforce.SOQLList(part))
 		for rec, err := range w.cfg.Source.QueryAll(ctx, soql) {
 			if err != nil {
 				return nil, fmt.Errorf("replicate: reading the source org: %v", err) // not wrapped: transient here
@@ -489,6 +494,40 @@ func (w *Worker) readSource(ctx context.Context, org string, ids []string) (map[
 		}
 	}
 	return out, nil
+}
+
+// sourceColumns is the select list of the source reads: Id, IsDeleted and
+// the copied fields (-fields) that the source's Account has, as the
+// producer copies them. It describes the source's Account once (a failure
+// is transient: the next read tries again) and logs the fields the source
+// lacks, which are not copied, instead of failing every read with "No such
+// column".
+func (w *Worker) sourceColumns(ctx context.Context) (string, error) {
+	w.srcMu.Lock()
+	defer w.srcMu.Unlock()
+	if w.srcCols != "" {
+		return w.srcCols, nil
+	}
+	d, err := w.cfg.Source.Describe(ctx, "Account")
+	if err != nil {
+		return "", fmt.Errorf("replicate: describing the source org's Account: %v", err) // not wrapped: transient here
+	}
+	cols := []string{"Id", "IsDeleted"}
+	var missing []string
+	for _, f := range w.cfg.Fields.Names() {
+		df, ok := d.Field(f)
+		switch {
+		case !ok:
+			missing = append(missing, f)
+		case !slices.ContainsFunc(cols, func(c string) bool { return strings.EqualFold(c, df.Name) }):
+			cols = append(cols, df.Name)
+		}
+	}
+	if len(missing) > 0 {
+		w.log.Warn("the source org has no such Account fields; the worker's reads of the source leave them out", "fields", missing)
+	}
+	w.srcCols = strings.Join(cols, ", ")
+	return w.srcCols, nil
 }
 
 // checkLinks drops the links whose child no longer names that parent in the

@@ -514,3 +514,25 @@ func TestPackedChangesThroughFaults(t *testing.T) {
 		t.Errorf("dead letters: %v", d)
 	}
 }
+
+// A -fields list naming a field the source org lacks: the worker's reads
+// of the source leave it out (as the producer does) instead of failing
+// with "No such column" and dead-lettering the change.
+func TestSourceReadsLeaveOutFieldsTheSourceLacks(t *testing.T) {
+	h := newHarness(t, fakeorg.Config{}, queue.Config{})
+	src := h.withSource()
+	id := src.insert(t, fakeorg.Record{"Name": "Old Co", "Phone": "1"})
+	fields, err := event.ParseFields("Name,Phone,NoSuchField__c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.startWorker("w1", func(c *Config) { h.sourced(c); c.Fields = fields })
+	h.publishEvent(h.change(event.TypeAccountUpdated, id, map[string]any{"Phone": "2"}), "")
+	h.waitFor("the re-created record", 10*time.Second, func() bool { return h.target(id) != nil && h.settled() })
+	if got := h.target(id); got["Name"] != "Old Co" || got["Phone"] != "1" {
+		t.Errorf("re-created target = %v, want the source's record (Name Old Co, Phone 1)", got)
+	}
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("dead letters: %v", d)
+	}
+}

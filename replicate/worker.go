@@ -338,6 +338,9 @@ type Worker struct {
 	bulk   atomic.Bool  // writing with Bulk jobs (see observeBacklog)
 	packs  atomic.Int32 // collections per composite call now (see observeComposite)
 	state  state        // pauses, stops and what the worker waits for
+
+	srcMu   sync.Mutex
+	srcCols string // the source reads' select list (see sourceColumns)
 }
 
 // New checks cfg and returns a Worker; Run starts it.
