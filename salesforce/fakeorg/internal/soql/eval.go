@@ -1,6 +1,7 @@
 package soql
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -56,6 +57,16 @@ func (q *Query) match(e Expr, get func(string) any) bool {
 		return matchOne(q.kindFor(e.Field, e.Value), get(e.Field), e.Op, e.Value)
 	case *InExpr:
 		v := get(e.Field)
+		if set, ok := q.inSets[e]; ok {
+			// A text or ID field and text literals: "v = lit" holds for
+			// a string v whose key is a literal's, and for nothing else.
+			s, isStr := v.(string)
+			if !isStr {
+				return false
+			}
+			_, hit := set[inKey(q.kinds[e.Field], s)]
+			return hit
+		}
 		if e.Not && v == nil && q.kindFor(e.Field, Value{}) != KindBool {
 			return false // NOT IN excludes null rows, unlike !=
 		}
@@ -427,6 +438,23 @@ func foldRune(s string) (rune, int) {
 		return unicode.MaxRune + 1 + rune(s[0]), 1
 	}
 	return unicode.ToLower(r), n
+}
+
+// inKey is the key of a text (k KindString) or ID (KindID) value under
+// which equal values meet: compareFold(a, b) == 0 exactly when the folded
+// rune sequences of a and b are the same, and IDs compare by their
+// 18-character form.
+func inKey(k FieldKind, s string) string {
+	if k == KindID {
+		return id18(s)
+	}
+	b := make([]byte, 0, 4*len(s))
+	for s != "" {
+		r, n := foldRune(s)
+		b = binary.BigEndian.AppendUint32(b, uint32(r))
+		s = s[n:]
+	}
+	return string(b)
 }
 
 // compareFold compares a and b rune by rune, ignoring case.

@@ -2,8 +2,11 @@ package soql
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"orgsync/salesforce"
 )
 
 func FuzzParse(f *testing.F) {
@@ -103,4 +106,45 @@ func fuzzRecord(seed int) func(string) any {
 		}
 		return "Acme"
 	}
+}
+
+// FuzzInList holds Match's set lookup of IN lists on text and ID fields to
+// the same IN list compared literal by literal (an OR of "=" terms), for
+// any values, case variants, non-ASCII and invalid UTF-8 among them.
+func FuzzInList(f *testing.F) {
+	f.Add("Acme", "ACME", "other", "acme")
+	f.Add("ärger", "ÄRGER", "x", "Ärger")
+	f.Add("a\xfe", "a\xff", "", "a\xfe")
+	f.Add(testID15, testID18, "001R00000064wdt", testID18)
+	f.Add("ß", "SS", "ẞ", "ss")
+	f.Fuzz(func(t *testing.T, a, b, c, v string) {
+		lits := []string{a, b, c}
+		for _, field := range []string{"Name", "Id", "Source_Id__c"} {
+			var quoted, terms []string
+			for _, l := range lits {
+				quoted = append(quoted, salesforce.SOQLString(l))
+				terms = append(terms, field+" = "+salesforce.SOQLString(l))
+			}
+			in, err := Parse("SELECT Id FROM Account WHERE " + field + " IN (" + strings.Join(quoted, ", ") + ")")
+			if err != nil {
+				t.Skip() // not every byte string is a literal
+			}
+			or, err := Parse("SELECT Id FROM Account WHERE " + strings.Join(terms, " OR "))
+			if err != nil {
+				t.Fatalf("the OR form does not parse when the IN form does: %v", err)
+			}
+			if in.Resolve(accountLookup) != nil || or.Resolve(accountLookup) != nil {
+				t.Skip()
+			}
+			if len(in.inSets) != 1 {
+				t.Fatalf("%s IN (…): %d IN sets, want 1", field, len(in.inSets))
+			}
+			for _, val := range []any{v, a, strings.ToUpper(a), strings.ToLower(b), nil, 3} {
+				get := func(string) any { return val }
+				if got, want := in.Match(get), or.Match(get); got != want {
+					t.Errorf("%s IN %q with %#v: got %v, the literal-by-literal form says %v", field, lits, val, got, want)
+				}
+			}
+		}
+	})
 }

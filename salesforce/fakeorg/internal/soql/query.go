@@ -46,6 +46,11 @@ type Query struct {
 
 	// kinds maps canonical field names to their kinds; set by Resolve.
 	kinds map[string]FieldKind
+	// inSets holds, for each IN list of text or ID literals on a text or
+	// ID field, the keys of its literals (see inKey); set by Resolve, so
+	// that Match looks a value up instead of comparing it with every
+	// literal.
+	inSets map[*InExpr]map[string]struct{}
 }
 
 // OrderItem is one ORDER BY key. NullsLast is always explicit: Parse sets it

@@ -94,7 +94,41 @@ func (q *Query) Resolve(lookup func(name string) (canonical string, kind FieldKi
 	q.Where = where
 	q.OrderBy = order
 	q.kinds = r.kinds
+	q.inSets = nil
+	q.indexInLists(q.Where)
 	return nil
+}
+
+// indexInLists builds q.inSets for the IN lists of e.
+func (q *Query) indexInLists(e Expr) {
+	switch e := e.(type) {
+	case *AndExpr:
+		for _, t := range e.Terms {
+			q.indexInLists(t)
+		}
+	case *OrExpr:
+		for _, t := range e.Terms {
+			q.indexInLists(t)
+		}
+	case *NotExpr:
+		q.indexInLists(e.X)
+	case *InExpr:
+		k, known := q.kinds[e.Field]
+		if e.Not || !known || (k != KindString && k != KindID) {
+			return
+		}
+		set := make(map[string]struct{}, len(e.Values))
+		for _, v := range e.Values {
+			if v.Kind != ValueString {
+				return
+			}
+			set[inKey(k, v.Str)] = struct{}{}
+		}
+		if q.inSets == nil {
+			q.inSets = map[*InExpr]map[string]struct{}{}
+		}
+		q.inSets[e] = set
+	}
 }
 
 type resolver struct {
