@@ -20,9 +20,10 @@ import (
 // writeChanges writes the updates, deletes and undeletes of gs (up to
 // -batch × -composite, each group one record), and the replayed creates
 // checked against the source. Updates and deletes of more than -batch
-// records go in composite calls of collections calls, like creates. It is a writeFunc: one outcome per
-// group, or an error when a call failed as a whole (the writes it already
-// made are idempotent: a retry finds them done).
+// records go in composite calls of collections calls, like creates. It is
+// a writeFunc: one outcome per group, or an error when a call failed as a
+// whole (the writes it already made are idempotent: a retry finds them
+// done).
 func (w *Worker) writeChanges(ctx context.Context, gs []*group) ([]outcome, error) {
 	c := &changeWrite{w: w, gs: gs, outs: make([]outcome, len(gs)), settled: make([]bool, len(gs))}
 	steps := []func(context.Context) error{c.checkReplays, c.findTargets, c.undelete, c.update, c.delete, c.recreate}
