@@ -250,25 +250,6 @@ func (o *Org) count(ctx context.Context, soql string) (int, error) {
 	return n, nil
 }
 
-// quote writes a SOQL string literal.
-func quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
-// inList writes "('a', 'b', …)".
-func inList(ids []string) string {
-	var b strings.Builder
-	b.WriteByte('(')
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(quote(id))
-	}
-	b.WriteByte(')')
-	return b.String()
-}
-
 // chunks splits ids into slices of at most MaxIDsPerQuery.
 func chunks(ids []string) [][]string {
 	var out [][]string
@@ -316,7 +297,7 @@ func (s *SourceOrg) Page(ctx context.Context, after string, limit int) ([]Record
 		where = append(where, "("+s.Where+")")
 	}
 	if after != "" {
-		where = append(where, "Id > "+quote(after))
+		where = append(where, "Id > "+salesforce.SOQLString(after))
 	}
 	q := "SELECT " + s.selectList() + " FROM Account"
 	if len(where) > 0 {
@@ -357,7 +338,7 @@ func (s *SourceOrg) Live(ctx context.Context, ids []string) (map[string]bool, er
 		byNorm[n] = append(byNorm[n], id)
 	}
 	for _, c := range chunks(valid) {
-		rows, err := s.Org.query(ctx, "SELECT Id FROM Account WHERE Id IN "+inList(c))
+		rows, err := s.Org.query(ctx, "SELECT Id FROM Account WHERE Id IN "+salesforce.SOQLList(c))
 		if err != nil {
 			return nil, err
 		}
@@ -418,7 +399,7 @@ func (t *TargetOrg) BySourceID(ctx context.Context, ids []string) (map[string]Re
 	out := make(map[string]Record, len(ids))
 	sourceOf := make(map[string]string, len(ids)) // target ID → source ID, for parents
 	for _, c := range chunks(ids) {
-		rows, err := t.Org.query(ctx, sel+inList(c))
+		rows, err := t.Org.query(ctx, sel+salesforce.SOQLList(c))
 		if err != nil {
 			return nil, err
 		}
@@ -466,7 +447,7 @@ func (t *TargetOrg) translateParents(ctx context.Context, recs map[string]Record
 		}
 	}
 	for _, c := range chunks(unknown) {
-		rows, err := t.Org.query(ctx, "SELECT Id, "+t.ExternalIDField+" FROM Account WHERE Id IN "+inList(c))
+		rows, err := t.Org.query(ctx, "SELECT Id, "+t.ExternalIDField+" FROM Account WHERE Id IN "+salesforce.SOQLList(c))
 		if err != nil {
 			return err
 		}
@@ -496,7 +477,7 @@ func (t *TargetOrg) translateParents(ctx context.Context, recs map[string]Record
 func (t *TargetOrg) Page(ctx context.Context, after string, limit int) ([]Record, error) {
 	q := "SELECT Id, " + t.ExternalIDField + " FROM Account WHERE " + t.ExternalIDField + " != null"
 	if after != "" {
-		q += " AND " + t.ExternalIDField + " > " + quote(after)
+		q += " AND " + t.ExternalIDField + " > " + salesforce.SOQLString(after)
 	}
 	q += fmt.Sprintf(" ORDER BY %s LIMIT %d", t.ExternalIDField, limit)
 	rows, err := t.Org.query(ctx, q)
