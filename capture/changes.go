@@ -168,12 +168,7 @@ func (p *Poller) captureAll(ctx context.Context, rows []salesforce.Record, prev 
 			out = append(out, o)
 		}
 	}
-	ps, err := publishOrdered(ctx, p.cfg.Queue, out, p.cfg.Publishers)
-	st.Published += ps.Published
-	st.Duplicates += ps.Duplicates
-	p.cfg.Metrics.stats(PathPoll, ps)
-	if err != nil {
-		p.cfg.Metrics.publishError(PathPoll)
+	if err := p.publish(ctx, publishOrdered, out, st); err != nil {
 		return last, err
 	}
 	if err := p.cfg.Store.UpdateRecordHashes(p.all.hashSet, put, nil); err != nil {
@@ -281,12 +276,7 @@ func (p *Poller) pollDeletes(ctx context.Context, prev store.Checkpoint, st *Sta
 		}
 		out = append(out, o)
 	}
-	ps, err := publishAll(ctx, p.cfg.Queue, out, p.cfg.Publishers)
-	st.Published += ps.Published
-	st.Duplicates += ps.Duplicates
-	p.cfg.Metrics.stats(PathPoll, ps)
-	if err != nil {
-		p.cfg.Metrics.publishError(PathPoll)
+	if err := p.publish(ctx, publishAll, out, st); err != nil {
 		return err
 	}
 	// A deleted record keeps a tombstone (hash 0; a real hash is 0 once in

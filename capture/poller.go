@@ -428,12 +428,7 @@ func (p *Poller) capture(ctx context.Context, rows []salesforce.Record, st *Stat
 		out = append(out, o)
 		pos = append(pos, rp)
 	}
-	ps, err := publishAll(ctx, p.cfg.Queue, out, p.cfg.Publishers)
-	st.Published += ps.Published
-	st.Duplicates += ps.Duplicates
-	p.cfg.Metrics.stats(PathPoll, ps)
-	if err != nil {
-		p.cfg.Metrics.publishError(PathPoll)
+	if err := p.publish(ctx, publishAll, out, st); err != nil {
 		return last, err
 	}
 	for _, rp := range pos {
@@ -523,6 +518,20 @@ func soqlTime(t time.Time) string {
 		return t.Format("2006-01-02T15:04:05Z")
 	}
 	return t.Format("2006-01-02T15:04:05.000Z")
+}
+
+// publish publishes out with publishFn (publishAll, or publishOrdered for
+// the events of one record in order), adds its counts to st and the
+// metrics, and counts a failure in the publish-error metric.
+func (p *Poller) publish(ctx context.Context, publishFn func(context.Context, Publisher, []outgoing, int) (Stats, error), out []outgoing, st *Stats) error {
+	ps, err := publishFn(ctx, p.cfg.Queue, out, p.cfg.Publishers)
+	st.Published += ps.Published
+	st.Duplicates += ps.Duplicates
+	p.cfg.Metrics.stats(PathPoll, ps)
+	if err != nil {
+		p.cfg.Metrics.publishError(PathPoll)
+	}
+	return err
 }
 
 // query runs one SOQL query and follows its nextRecordsUrl pages, each call
