@@ -430,10 +430,9 @@ func (p *Partitions) Run(ctx context.Context) error {
 	return nil
 }
 
-// shutdown hands everything back: see Run.
-func (p *Partitions) shutdown(ctx context.Context) {
-	p.mu.Lock()
-	p.stopped = true
+// releaseAllLocked marks every held partition releasing, stops its
+// fetching and returns them. p.mu is held.
+func (p *Partitions) releaseAllLocked() []*part {
 	parts := make([]*part, 0, len(p.parts))
 	for _, pt := range p.parts {
 		pt.releasing = true
@@ -441,6 +440,14 @@ func (p *Partitions) shutdown(ctx context.Context) {
 		parts = append(parts, pt)
 	}
 	p.broadcastLocked()
+	return parts
+}
+
+// shutdown hands everything back: see Run.
+func (p *Partitions) shutdown(ctx context.Context) {
+	p.mu.Lock()
+	p.stopped = true
+	parts := p.releaseAllLocked()
 	ackWait := p.ackWait
 	p.mu.Unlock()
 
@@ -552,13 +559,7 @@ func (p *Partitions) lose(pt *part, why string) {
 func (p *Partitions) Suspend(ctx context.Context) error {
 	p.mu.Lock()
 	p.suspended = true
-	parts := make([]*part, 0, len(p.parts))
-	for _, pt := range p.parts {
-		pt.releasing = true
-		pt.stopFetching()
-		parts = append(parts, pt)
-	}
-	p.broadcastLocked()
+	parts := p.releaseAllLocked()
 	p.mu.Unlock()
 	p.deleteMember(ctx)
 	done := make(chan struct{})
