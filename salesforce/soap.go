@@ -129,7 +129,7 @@ func (c *Client) soapRequest(sessionID string, op []byte) []byte {
 	b.WriteString(`<soapenv:Header><urn:SessionHeader><urn:sessionId>`)
 	_ = xml.EscapeText(&b, []byte(sessionID))
 	b.WriteString(`</urn:sessionId></urn:SessionHeader>`)
-	if client := callOptionsClient(c.callOptions); client != "" {
+	if client := CallOptionsClient(c.callOptions); client != "" {
 		// SOAP's CallOptions header is what Sforce-Call-Options is to REST.
 		b.WriteString(`<urn:CallOptions><urn:client>`)
 		_ = xml.EscapeText(&b, []byte(client))
@@ -141,9 +141,9 @@ func (c *Client) soapRequest(sessionID string, op []byte) []byte {
 	return b.Bytes()
 }
 
-// callOptionsClient returns the client option of a Sforce-Call-Options
+// CallOptionsClient returns the client option of a Sforce-Call-Options
 // value ("client=orgsync"), "" when it has none.
-func callOptionsClient(v string) string {
+func CallOptionsClient(v string) string {
 	for _, opt := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ';' }) {
 		k, val, ok := strings.Cut(strings.TrimSpace(opt), "=")
 		if ok && strings.TrimSpace(k) == "client" {

@@ -156,3 +156,19 @@ func TestParseSOAPEnvelope_Recorded(t *testing.T) {
 		t.Errorf("an envelope in another namespace parsed")
 	}
 }
+
+// FuzzCallOptionsClient: the client option is one trimmed value of v.
+func FuzzCallOptionsClient(f *testing.F) {
+	for _, s := range []string{"client=orgsync", "client=a; defaultNamespace=b", "defaultNamespace=b,client=c", "=,;", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		c := CallOptionsClient(v)
+		if strings.ContainsAny(c, ",;") || c != strings.TrimSpace(c) {
+			t.Fatalf("client %q from %q", c, v)
+		}
+		if c != "" && !strings.Contains(v, c) {
+			t.Fatalf("client %q not in %q", c, v)
+		}
+	})
+}

@@ -4,8 +4,9 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
-	"strings"
 	"time"
+
+	"orgsync/salesforce"
 )
 
 // Change types of a Change, named as in Change Data Capture.
@@ -151,20 +152,8 @@ const (
 // left out, as Salesforce does.
 func changeOrigin(api, version string, h http.Header) string {
 	origin := "com/salesforce/api/" + api + "/" + version
-	if client := callOptionsClient(h.Get("Sforce-Call-Options")); client != "" {
+	if client := salesforce.CallOptionsClient(h.Get("Sforce-Call-Options")); client != "" {
 		origin += ";client=" + client
 	}
 	return origin
-}
-
-// callOptionsClient returns the client option of a Sforce-Call-Options
-// value, "" when it has none.
-func callOptionsClient(v string) string {
-	for _, opt := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ';' }) {
-		k, val, ok := strings.Cut(strings.TrimSpace(opt), "=")
-		if ok && strings.TrimSpace(k) == "client" {
-			return strings.TrimSpace(val)
-		}
-	}
-	return ""
 }

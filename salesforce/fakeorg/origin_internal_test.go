@@ -2,7 +2,6 @@ package fakeorg
 
 import (
 	"net/http"
-	"strings"
 	"testing"
 )
 
@@ -25,19 +24,4 @@ func TestChangeOriginHeader(t *testing.T) {
 			t.Errorf("%q: %q, want %q", tt.header, got, tt.want)
 		}
 	}
-}
-
-func FuzzCallOptionsClient(f *testing.F) {
-	for _, s := range []string{"client=orgsync", "client=a; defaultNamespace=b", "defaultNamespace=b,client=c", "=,;", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		c := callOptionsClient(v)
-		if strings.ContainsAny(c, ",;") || c != strings.TrimSpace(c) {
-			t.Fatalf("client %q from %q", c, v)
-		}
-		if c != "" && !strings.Contains(v, c) {
-			t.Fatalf("client %q not in %q", c, v)
-		}
-	})
 }
