@@ -211,21 +211,14 @@ func (c *Client) QueryAllComposite(ctx context.Context, soqls []string) ([][]Rec
 		for _, m := range page.Records {
 			recs = append(recs, incoming(m))
 		}
-		seen := map[string]bool{}
-		for next := page.NextRecordsURL; next != ""; {
-			if seen[next] {
-				return nil, fmt.Errorf("salesforce: GET %s: nextRecordsUrl %q repeats", routeOf(next), clipText(next, 100))
+		if page.NextRecordsURL != "" {
+			// The further pages, as QueryAll follows them.
+			for rec, err := range c.query(ctx, "queryAll", page.NextRecordsURL) {
+				if err != nil {
+					return nil, err
+				}
+				recs = append(recs, rec)
 			}
-			seen[next] = true
-			p, err := c.queryPage(ctx, "queryAll", next)
-			if err != nil {
-				return nil, err
-			}
-			recs = append(recs, p.Records...)
-			if p.Done {
-				break
-			}
-			next = p.NextRecordsURL
 		}
 		out[i] = recs
 	}
