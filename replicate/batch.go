@@ -294,7 +294,7 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 	var created, changes []*group
 	for _, g := range records {
 		es := evs[g]
-		if es == nil && g.ev.Raw != nil && w.cfg.Mode == ModeUpsert && !(g.replay && w.cfg.Source != nil) {
+		if es == nil && g.ev.Raw != nil && w.cfg.Mode == ModeUpsert && !w.checksSource(g) {
 			// The hot path: one created event, upserted with its fields as
 			// they came (appendRecord), never merged into a map.
 			g.op, g.pure = opCreate, true
@@ -318,7 +318,7 @@ func (w *Worker) prepare(ctx context.Context, shutdown <-chan struct{}, ds []*qu
 			if r := runOf(ctx); r != nil {
 				r.known.Add(int64(len(g.ds)))
 			}
-		case g.op == opCreate && !(g.replay && w.cfg.Source != nil):
+		case g.op == opCreate && !w.checksSource(g):
 			created = append(created, g)
 		default:
 			changes = append(changes, g)
@@ -382,7 +382,7 @@ func (w *Worker) write(b *batch) {
 			g.tries++
 			switch g.op {
 			case opCreate:
-				if g.replay && w.cfg.Source != nil {
+				if w.checksSource(g) {
 					changes = append(changes, g)
 				} else {
 					created = append(created, g)

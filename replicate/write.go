@@ -602,6 +602,11 @@ func (w *Worker) packed(gs []*group, bulk bool) bool {
 	return !bulk && w.cfg.Mode == ModeUpsert && w.cfg.composite() > 1 && len(gs) > w.cfg.Batch && !w.hasChanges(gs)
 }
 
+// checksSource reports whether g is a replay applied as the source's
+// current state (docs/ordering.md, "Writes"): writeChanges writes it, even
+// a create.
+func (w *Worker) checksSource(g *group) bool { return g.replay && w.cfg.Source != nil }
+
 // hasChanges reports whether gs holds groups that writeChanges writes:
 // updates, deletes, undeletes, and replayed creates checked against the
 // source (see Worker.prepare).
@@ -611,7 +616,7 @@ func (w *Worker) hasChanges(gs []*group) bool {
 		case opUpdate, opDelete, opUndelete:
 			return true
 		case opCreate:
-			if g.replay && w.cfg.Source != nil {
+			if w.checksSource(g) {
 				return true
 			}
 		}
