@@ -146,7 +146,12 @@ func TestCDCOverflowCatchesUpUpdatesAndDeletes(t *testing.T) {
 	// Once the minute is over, the next batch runs the follow-up.
 	clk.Advance(time.Minute)
 	other := e.createREST("after", 1)[0]
-	eventually(t, "the follow-up's delete", func() bool { return kinds(e.changesOf()[ids[2]]) == "created,deleted" })
+	// The batch publishes the new record's create and the follow-up's
+	// delete; wait for both before stopping.
+	eventually(t, "the follow-up's delete and the new create", func() bool {
+		got := e.changesOf()
+		return kinds(got[ids[2]]) == "created,deleted" && len(got[other]) > 0
+	})
 	r.stop()
 	got = e.changesOf()
 	if del := got[ids[2]][1]; !del.ChangedAt.Equal(late) {
